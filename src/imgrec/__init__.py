@@ -1,0 +1,3 @@
+"""imgrec: an elastic image-recognition service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,126 @@
+"""Typed settings: ``IMGREC_*`` environment variables, CLI flags, validated once at start-up.
+
+Every field says what it is and carries its unit in its name. CLI flags override environment
+variables, which override the defaults below.
+
+Example::
+
+    IMGREC_MAX_WORKERS=4 IMGREC_BATCH_SIZE=8 imgrec serve --port 8080
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+def cpu_count() -> int:
+    """Cores this process may use (respects CPU affinity, e.g. in containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """All of imgrec's settings. Each can be set as ``IMGREC_<NAME>`` (e.g. ``IMGREC_PORT``)."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGREC_", extra="ignore")
+
+    backend: Literal["embedded", "aws"] = Field(
+        "embedded", description="Where queues, objects and workers live: this machine, or AWS."
+    )
+    state_dir: Path = Field(
+        Path(".imgrec"), description="Embedded backend: directory for objects and the queue file."
+    )
+    host: str = Field("127.0.0.1", description="Address the web tier binds to.")
+    port: int = Field(3000, ge=0, le=65535, description="TCP port of the web tier.")
+    model: str = Field(
+        "mobilenet_v2",
+        description="Model: mobilenet_v2, efficientnet_lite0, or a path to an ImageNet .onnx file.",
+    )
+
+    workers: int | None = Field(
+        None, ge=0, description="Pin the number of local workers (disables autoscaling)."
+    )
+    min_workers: int = Field(0, ge=0, description="Autoscaler: fewest workers, also when idle.")
+    max_workers: int = Field(
+        default_factory=cpu_count, ge=1, description="Autoscaler: most workers (the cap)."
+    )
+    worker_threads: int | None = Field(
+        None, ge=1, description="ONNX Runtime threads per worker; default: cores / max workers."
+    )
+
+    batch_size: int = Field(16, ge=1, le=256, description="Most requests a worker classifies at once.")
+    batch_wait_ms: float = Field(
+        4.0, ge=0, le=1000, description="How long a worker waits to fill a batch once it has one."
+    )
+    poll_wait_s: float = Field(
+        1.0, gt=0, le=20, description="Long-poll wait of an idle worker's receive."
+    )
+    visibility_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds a received request stays hidden before redelivery."
+    )
+    max_receives: int = Field(
+        5, ge=1, description="Deliveries before a request goes to the dead-letter queue."
+    )
+    heartbeat_s: float = Field(2.0, gt=0, description="Seconds between worker heartbeats.")
+
+    sync_timeout_s: float = Field(
+        30.0, gt=0, description="A synchronous request waits this long, then gets 504 + job id."
+    )
+    max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest accepted upload, in bytes (413 above)."
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest accepted image, width x height (bomb guard)."
+    )
+    max_concurrent_per_client: int = Field(
+        256, ge=1, description="Requests one client address may have in progress (429 above)."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="If set, every API call and the page need this key."
+    )
+
+    stack: str | None = Field(None, description="AWS backend: the stack name given to aws up.")
+    region: str | None = Field(None, description="AWS backend: region (default: AWS's chain).")
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Settings:
+        if self.min_workers > self.max_workers:
+            raise ValueError(
+                f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})"
+            )
+        if self.backend == "aws" and not self.stack:
+            raise ValueError("the aws backend needs a stack name (--stack or IMGREC_STACK)")
+        return self
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.state_dir / "objects"
+
+    @property
+    def queue_db(self) -> Path:
+        return self.state_dir / "queues.db"
+
+    def threads_per_worker(self) -> int:
+        """ONNX threads per worker so that all workers together use the cores once."""
+        if self.worker_threads is not None:
+            return self.worker_threads
+        workers = self.workers if self.workers else self.max_workers
+        return max(1, cpu_count() // max(1, workers))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment with CLI overrides (``None`` means: not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""Embedded adapters: everything on one machine, no cloud account."""

@@ -1,0 +1,118 @@
+"""An ``ObjectStore`` in a directory: one file per key, atomic replace on put."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+_TMP_SUFFIX = ".part"
+
+
+def validate_key(key: str) -> PurePosixPath:
+    """Return the key as a relative path, or raise ``InvalidKey`` if it could leave the root."""
+    if not key or len(key) > 1024:
+        raise InvalidKey("object key must be 1-1024 characters")
+    if "\x00" in key or "\\" in key:
+        raise InvalidKey(f"object key contains a forbidden character: {key!r}")
+    path = PurePosixPath(key)
+    if path.is_absolute() or key.startswith("/"):
+        raise InvalidKey(f"object key must be relative: {key!r}")
+    if any(part in ("..", ".", "") for part in key.split("/")):
+        raise InvalidKey(f"object key has an empty, '.' or '..' segment: {key!r}")
+    if key.endswith(_TMP_SUFFIX):
+        raise InvalidKey(f"object key may not end with {_TMP_SUFFIX!r}")
+    return path
+
+
+class DirectoryStore:
+    """Objects as files under ``root``; keys map to relative paths, validated against escape.
+
+    Example::
+
+        store = DirectoryStore(Path(".imgrec/objects"))
+        store.put("inputs/abc", b"...")
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _translate(exc, f"cannot create store directory {self.root}") from exc
+
+    def _path(self, key: str) -> Path:
+        path = self.root.joinpath(*validate_key(key).parts)
+        # Symlinks inside the root could still point outside it.
+        if not path.resolve().is_relative_to(self.root):
+            raise InvalidKey(f"object key escapes the store root: {key!r}")
+        return path
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=_TMP_SUFFIX)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                _remove_quietly(tmp)
+                raise
+        except OSError as exc:
+            raise _translate(exc, f"cannot write object {key!r}") from exc
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise _translate(exc, f"cannot read object {key!r}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except IsADirectoryError:
+            pass
+        except OSError as exc:
+            raise _translate(exc, f"cannot delete object {key!r}") from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        # Walk only the deepest directory the prefix names, not the whole store.
+        base = prefix.rpartition("/")[0]
+        start = self.root.joinpath(*validate_key(base).parts) if base else self.root
+        keys: list[str] = []
+        for dirpath, _dirnames, filenames in os.walk(start):
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                if name.endswith(_TMP_SUFFIX):
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        yield from sorted(keys)
+
+
+def _translate(exc: OSError, what: str) -> Exception:
+    if exc.errno in _FULL_ERRNOS:
+        return StorageFull(f"{what}: {exc.strerror} (disk full or read-only state directory)")
+    return BackendUnavailable(f"{what}: {exc}")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,176 @@
+"""A ``Fleet`` of local worker processes: launch, drain with SIGTERM, reap the ones that exited.
+
+A worker's state comes from its process (alive or not) and its heartbeat in the store
+(starting, ready, busy). Workers run in their own session, so a Ctrl-C in the terminal reaches
+only ``imgrec serve``, which then drains them; a worker whose parent dies stops by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..heartbeat import read_heartbeats
+from ..ports import ObjectStore, WorkerInfo, WorkerState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Process:
+    worker_id: str
+    popen: subprocess.Popen[bytes]
+    launched_at: float
+    draining: bool = False
+    exit_code: int | None = None
+
+
+@dataclass
+class FleetEvents:
+    """What happened to workers since the fleet started (for status pages and tests)."""
+
+    launched: int = 0
+    drained: int = 0
+    exited: int = 0
+    crashed: list[tuple[str, int]] = field(default_factory=list)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``IMGREC_*`` variables, so a child process sees exactly the same ones."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"IMGREC_{name.upper()}"] = str(value)
+    return env
+
+
+class ProcessFleet:
+    """Local ``imgrec`` worker processes, at most ``max_workers`` alive at once."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        settings: Settings,
+        *,
+        max_workers: int | None = None,
+        threads_per_worker: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.max_workers = max_workers or settings.max_workers
+        self.threads_per_worker = threads_per_worker or settings.threads_per_worker()
+        self.events = FleetEvents()
+        self._clock = clock
+        self._procs: dict[str, _Process] = {}
+        self._lock = threading.Lock()
+        self._env = {**os.environ, **settings_env(settings)}
+        self._env["IMGREC_STATE_DIR"] = str(settings.state_dir.resolve())
+
+    def launch(self, count: int) -> list[str]:
+        ids: list[str] = []
+        with self._lock:
+            self._reap_locked()
+            room = self.max_workers - sum(1 for p in self._procs.values() if not p.draining)
+            for _ in range(max(0, min(count, room))):
+                worker_id = f"w-{uuid.uuid4().hex[:8]}"
+                cmd = [
+                    sys.executable, "-m", "imgrec.worker_main",
+                    "--worker-id", worker_id,
+                    "--threads", str(self.threads_per_worker),
+                    "--parent-pid", str(os.getpid()),
+                ]
+                popen = subprocess.Popen(cmd, env=self._env, start_new_session=True)
+                self._procs[worker_id] = _Process(worker_id, popen, self._clock())
+                self.events.launched += 1
+                ids.append(worker_id)
+        if ids:
+            log.info("launched %d worker(s): %s", len(ids), ", ".join(ids))
+        return ids
+
+    def drain(self, worker_ids: Sequence[str]) -> None:
+        with self._lock:
+            for worker_id in worker_ids:
+                proc = self._procs.get(worker_id)
+                if proc is None or proc.draining:
+                    continue
+                proc.draining = True
+                self.events.drained += 1
+                if proc.popen.poll() is None:
+                    proc.popen.send_signal(signal.SIGTERM)
+        if worker_ids:
+            log.info("draining worker(s): %s", ", ".join(worker_ids))
+
+    def list(self) -> list[WorkerInfo]:
+        beats = read_heartbeats(self.store)
+        with self._lock:
+            self._reap_locked()
+            infos: list[WorkerInfo] = []
+            for proc in self._procs.values():
+                beat = beats.get(proc.worker_id)
+                state = beat.state if beat else WorkerState.STARTING
+                if state == WorkerState.STOPPED:
+                    state = WorkerState.DRAINING
+                if proc.draining:
+                    state = WorkerState.DRAINING
+                infos.append(
+                    WorkerInfo(
+                        worker_id=proc.worker_id,
+                        state=state,
+                        launched_at=proc.launched_at,
+                        last_seen=beat.updated_at if beat else proc.launched_at,
+                        idle_since=beat.idle_since if beat else None,
+                        processed=beat.processed if beat else 0,
+                    )
+                )
+        return infos
+
+    def crashed_since_start(self) -> list[tuple[str, int]]:
+        with self._lock:
+            self._reap_locked()
+            return list(self.events.crashed)
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of the live workers (for tests and the benchmark's CPU accounting)."""
+        with self._lock:
+            return {w: p.popen.pid for w, p in self._procs.items() if p.popen.poll() is None}
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self.drain(list(self._procs))
+        deadline = time.monotonic() + timeout_s
+        for proc in list(self._procs.values()):
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker %s did not stop in time; killing it", proc.worker_id)
+                proc.popen.kill()
+                proc.popen.wait()
+        with self._lock:
+            self._reap_locked()
+
+    def _reap_locked(self) -> None:
+        for worker_id, proc in list(self._procs.items()):
+            code = proc.popen.poll()
+            if code is None:
+                continue
+            del self._procs[worker_id]
+            self.events.exited += 1
+            if code != 0 and not proc.draining:
+                self.events.crashed.append((worker_id, code))
+                log.warning("worker %s exited with code %d", worker_id, code)
+            try:
+                self.store.delete(f"heartbeats/{worker_id}.json")
+            except Exception:  # noqa: BLE001 - cleanup only
+                pass

@@ -1,0 +1,309 @@
+"""Queues with SQS semantics in one SQLite file, shared by every process of one machine.
+
+Visibility timeouts, receive counts, dead-letter redrive and long polling behave as on SQS.
+Long polling across processes watches ``PRAGMA data_version``, which changes whenever another
+connection commits: a waiting receiver notices a send within a few milliseconds without reading
+any table. WAL mode with ``synchronous=NORMAL``: a committed message survives a process crash
+(a power cut may lose the last transactions).
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import BackendUnavailable, QueueNotFound, StorageFull
+from ..ports import Message, QueueDepth
+
+DEFAULT_VISIBILITY_S = 30.0
+_CHANGE_POLL_S = 0.005
+_RESCAN_S = 0.1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    dead_letter TEXT,
+    max_receives INTEGER,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at, seq);
+"""
+
+
+class SqliteBroker:
+    """Opens queues stored in one SQLite file; one connection per process, guarded by a lock.
+
+    Example::
+
+        broker = SqliteBroker(Path(".imgrec/queues.db"))
+        requests = broker.open("requests", dead_letter="requests-dead", max_receives=5)
+    """
+
+    def __init__(self, path: Path, *, default_visibility_s: float = DEFAULT_VISIBILITY_S) -> None:
+        self.path = path
+        self.default_visibility_s = default_visibility_s
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._local_commits = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise _translate(exc, f"cannot open queue database {path}") from exc
+
+    def open(
+        self,
+        name: str,
+        *,
+        dead_letter: str | None = None,
+        max_receives: int | None = None,
+        create: bool = True,
+    ) -> SqliteQueue:
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone()
+            if row is None and not create:
+                raise QueueNotFound(f"no queue named {name!r}")
+            if create:
+                if dead_letter is not None:
+                    self._execute_write(
+                        "INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)",
+                        (dead_letter, time.time()),
+                    )
+                self._execute_write(
+                    "INSERT INTO queues (name, dead_letter, max_receives, created_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                    " dead_letter = excluded.dead_letter, max_receives = excluded.max_receives"
+                    " WHERE excluded.dead_letter IS NOT NULL",
+                    (name, dead_letter, max_receives, time.time()),
+                )
+        return SqliteQueue(self, name)
+
+    def delete_queue(self, name: str) -> None:
+        with self._lock:
+            self._transaction(
+                lambda c: (
+                    c.execute("DELETE FROM messages WHERE queue = ?", (name,)),
+                    c.execute("DELETE FROM queues WHERE name = ?", (name,)),
+                )
+            )
+
+    def queue_names(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT name FROM queues ORDER BY name").fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- used by SqliteQueue -------------------------------------------------------------
+
+    def _execute_write(self, sql: str, params: Sequence[object]) -> int:
+        try:
+            cur = self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _translate(exc, "queue write failed") from exc
+        self._notify_local()
+        return cur.rowcount
+
+    def _transaction(self, body):  # type: ignore[no-untyped-def]
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(self._conn)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _translate(exc, "queue transaction failed") from exc
+        self._notify_local()
+        return result
+
+    def _notify_local(self) -> None:
+        self._local_commits += 1
+        self._changed.notify_all()
+
+    def _wait_for_change(self, timeout_s: float) -> None:
+        """Block until another connection or thread commits, or ``timeout_s`` passes."""
+        end = time.monotonic() + timeout_s
+        with self._changed:
+            start_local = self._local_commits
+            start_version = self._data_version()
+            while True:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._changed.wait(min(remaining, _CHANGE_POLL_S))
+                if self._local_commits != start_local or self._data_version() != start_version:
+                    return
+
+    def _data_version(self) -> int:
+        try:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise _translate(exc, "queue database unreadable") from exc
+
+
+class SqliteQueue:
+    """One named queue in a ``SqliteBroker``'s file; implements ``imgrec.ports.Queue``."""
+
+    def __init__(self, broker: SqliteBroker, name: str) -> None:
+        self._broker = broker
+        self.name = name
+
+    def send(self, bodies: Sequence[str]) -> list[str]:
+        if not bodies:
+            return []
+        now = time.time()
+        ids = [secrets.token_hex(8) for _ in bodies]
+
+        def insert(conn: sqlite3.Connection) -> int:
+            exists = conn.execute("SELECT 1 FROM queues WHERE name = ?", (self.name,)).fetchone()
+            if exists is None:
+                return 0
+            conn.executemany(
+                "INSERT INTO messages (queue, message_id, body, sent_at, visible_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(self.name, mid, body, now, now) for mid, body in zip(ids, bodies, strict=True)],
+            )
+            return 1
+
+        with self._broker._lock:
+            if not self._broker._transaction(insert):
+                raise QueueNotFound(f"no queue named {self.name!r}")
+        return ids
+
+    def receive(
+        self, max_messages: int = 1, wait_s: float = 0.0, visibility_s: float | None = None
+    ) -> list[Message]:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        visibility = self._broker.default_visibility_s if visibility_s is None else visibility_s
+        deadline = time.monotonic() + max(0.0, wait_s)
+        while True:
+            with self._broker._lock:
+                got = self._broker._transaction(
+                    lambda c: self._receive_in(c, max_messages, visibility)
+                )
+            remaining = deadline - time.monotonic()
+            if got or remaining <= 0:
+                return got  # type: ignore[no-any-return]
+            self._broker._wait_for_change(min(remaining, _RESCAN_S))
+
+    def _receive_in(
+        self, conn: sqlite3.Connection, max_messages: int, visibility_s: float
+    ) -> list[Message]:
+        now = time.time()
+        config = conn.execute(
+            "SELECT dead_letter, max_receives FROM queues WHERE name = ?", (self.name,)
+        ).fetchone()
+        if config is None:
+            raise QueueNotFound(f"no queue named {self.name!r}")
+        dead_letter, max_receives = config
+        received: list[Message] = []
+        dead_lettered = True
+        # Loop only while messages were moved to the dead-letter queue: with visibility 0 a
+        # received message would otherwise be visible (and received) again in the same pass.
+        while dead_lettered and len(received) < max_messages:
+            dead_lettered = False
+            rows = conn.execute(
+                "SELECT seq, message_id, body, sent_at, receive_count FROM messages"
+                " WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?",
+                (self.name, now, max_messages - len(received)),
+            ).fetchall()
+            if not rows:
+                break
+            for seq, message_id, body, sent_at, count in rows:
+                if dead_letter is not None and max_receives is not None and count >= max_receives:
+                    conn.execute(
+                        "UPDATE messages SET queue = ?, visible_at = ?, receipt = NULL"
+                        " WHERE seq = ?",
+                        (dead_letter, now, seq),
+                    )
+                    dead_lettered = True
+                    continue
+                receipt = f"{seq}.{secrets.token_hex(8)}"
+                conn.execute(
+                    "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?,"
+                    " receipt = ? WHERE seq = ?",
+                    (now + visibility_s, receipt, seq),
+                )
+                received.append(Message(message_id, receipt, body, count + 1, sent_at))
+        return received
+
+    def delete(self, receipts: Sequence[str]) -> None:
+        params = [p for p in (_parse_receipt(r) for r in receipts) if p is not None]
+        if not params:
+            return
+        with self._broker._lock:
+            self._broker._transaction(
+                lambda c: c.executemany(
+                    "DELETE FROM messages WHERE seq = ? AND receipt = ?", params
+                )
+            )
+
+    def change_visibility(self, receipt: str, visibility_s: float) -> None:
+        parsed = _parse_receipt(receipt)
+        if parsed is None:
+            return
+        with self._broker._lock:
+            self._broker._transaction(
+                lambda c: c.execute(
+                    "UPDATE messages SET visible_at = ? WHERE seq = ? AND receipt = ?",
+                    (time.time() + max(0.0, visibility_s), *parsed),
+                )
+            )
+
+    def depth(self) -> QueueDepth:
+        now = time.time()
+        with self._broker._lock:
+            try:
+                visible, in_flight = self._broker._conn.execute(
+                    "SELECT COALESCE(SUM(visible_at <= ?), 0), COALESCE(SUM(visible_at > ?), 0)"
+                    " FROM messages WHERE queue = ?",
+                    (now, now, self.name),
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise _translate(exc, "queue depth query failed") from exc
+        return QueueDepth(visible=int(visible), in_flight=int(in_flight))
+
+    def purge(self) -> None:
+        """Delete every message (visible or not), as SQS's PurgeQueue does."""
+        with self._broker._lock:
+            self._broker._transaction(
+                lambda c: c.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
+            )
+
+
+def _parse_receipt(receipt: str) -> tuple[int, str] | None:
+    seq, _, _token = receipt.partition(".")
+    if not seq.isdigit():
+        return None
+    return int(seq), receipt
+
+
+def _translate(exc: BaseException, what: str) -> Exception:
+    text = str(exc).lower()
+    if "full" in text or "readonly" in text or "read-only" in text:
+        return StorageFull(f"{what}: {exc} (disk full or read-only state directory)")
+    return BackendUnavailable(f"{what}: {exc}")

@@ -1,0 +1,110 @@
+"""Workers report their state as small JSON objects in the store: ``heartbeats/<worker_id>.json``.
+
+The fleet and the autoscaler read them to tell starting, ready, busy and draining workers apart,
+the same way on one machine and on EC2. Busy/ready flips are written at most every
+``min_interval_s`` so a busy worker does not write once per batch; other changes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import keys
+from .errors import ImgrecError
+from .ports import ObjectStore, WorkerInfo, WorkerState
+
+log = logging.getLogger(__name__)
+_FLIP_STATES = {WorkerState.READY, WorkerState.BUSY}
+
+
+@dataclass
+class HeartbeatRecord:
+    worker_id: str
+    state: WorkerState
+    started_at: float
+    updated_at: float
+    idle_since: float | None
+    processed: int
+    pid: int
+    host: str
+
+    def to_json(self) -> bytes:
+        return json.dumps({**self.__dict__, "state": self.state.value}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> HeartbeatRecord:
+        data = json.loads(raw)
+        data["state"] = WorkerState(data["state"])
+        return cls(**data)
+
+    def to_worker_info(self) -> WorkerInfo:
+        return WorkerInfo(
+            worker_id=self.worker_id,
+            state=self.state,
+            launched_at=self.started_at,
+            last_seen=self.updated_at,
+            idle_since=self.idle_since,
+            processed=self.processed,
+        )
+
+
+class Heartbeat:
+    """Writes one worker's heartbeat; never raises (a missed beat must not stop the worker)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        worker_id: str,
+        *,
+        interval_s: float = 2.0,
+        min_interval_s: float = 0.25,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.interval_s = interval_s
+        self.min_interval_s = min_interval_s
+        now = clock()
+        self.record = HeartbeatRecord(
+            worker_id=worker_id, state=WorkerState.STARTING, started_at=now, updated_at=0.0,
+            idle_since=None, processed=0, pid=os.getpid(), host=socket.gethostname(),
+        )
+
+    def beat(self, state: WorkerState, *, processed: int | None = None) -> None:
+        now = self._clock()
+        rec = self.record
+        changed = state != rec.state
+        if processed is not None:
+            rec.processed = processed
+        if changed:
+            rec.idle_since = now if state == WorkerState.READY else None
+        due = now - rec.updated_at >= self.interval_s
+        flip_too_soon = (
+            changed and state in _FLIP_STATES and rec.state in _FLIP_STATES
+            and now - rec.updated_at < self.min_interval_s
+        )
+        rec.state = state
+        if (changed and not flip_too_soon) or due:
+            rec.updated_at = now
+            try:
+                self._store.put(keys.heartbeat_key(rec.worker_id), rec.to_json())
+            except ImgrecError as exc:
+                log.warning("heartbeat not written: %s", exc)
+
+
+def read_heartbeats(store: ObjectStore) -> dict[str, HeartbeatRecord]:
+    """Every worker's last heartbeat, by worker id; unreadable ones are skipped."""
+    records: dict[str, HeartbeatRecord] = {}
+    for key in store.list(keys.HEARTBEATS_PREFIX):
+        try:
+            rec = HeartbeatRecord.from_json(store.get(key))
+        except (ImgrecError, ValueError, KeyError, TypeError):
+            continue
+        records[rec.worker_id] = rec
+    return records

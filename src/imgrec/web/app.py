@@ -1,0 +1,214 @@
+"""The FastAPI app: the course's plain-text API, the JSON API, jobs, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .. import __version__, keys
+from ..backend import Backend, open_backend
+from ..concurrency import run_blocking
+from ..config import Settings
+from ..errors import ImgrecError
+from ..messages import ClassifyResult
+from .errors import EXCEPTION_HANDLERS, ApiError
+from .limits import BodySizeLimit, ClientConcurrency
+from .metrics import WebMetrics
+from .replies import ReplyDispatcher
+from .schemas import Classification, ErrorBody, Health, Job, JobAccepted
+from .service import ClassifyService
+from .uploads import API_FIELDS, COURSE_FIELDS, Upload, read_upload
+
+log = logging.getLogger(__name__)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "No file, several files, or an empty file.",
+        413: "The file is over the upload limit.",
+        415: "The file is not an image.",
+        422: "The image is corrupt or too large to decode.",
+        429: "Too many requests in progress from this client.",
+        503: "The queue or store is unreachable.",
+        504: "No answer in time; poll the job id given.",
+    }.items()
+}
+
+
+def _upload_body(fields: tuple[str, ...]) -> dict[str, Any]:
+    props = {f: {"type": "string", "format": "binary"} for f in fields}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}},
+            "description": f"One image in any one of the fields: {', '.join(fields)}.",
+        }
+    }
+
+
+class Runtime:
+    """What the app holds while it runs: backend, reply queue, dispatcher, service."""
+
+    def __init__(self, settings: Settings, backend: Backend | None) -> None:
+        self.settings = settings
+        self.backend = backend or open_backend(settings)
+        self.reply_queue_name = keys.reply_queue_name()
+        reply_queue = self.backend.broker.open(self.reply_queue_name)
+        self.dispatcher = ReplyDispatcher(reply_queue, self.backend.store)
+        self.service = ClassifyService(
+            self.backend, self.dispatcher, self.reply_queue_name,
+            sync_timeout_s=settings.sync_timeout_s,
+        )
+        self.limits = ClientConcurrency(settings.max_concurrent_per_client)
+        self.metrics = WebMetrics(self.backend)
+        self.extras: list[Any] = []
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        try:
+            self.backend.broker.delete_queue(self.reply_queue_name)
+        except ImgrecError as exc:
+            log.warning("reply queue %s not deleted: %s", self.reply_queue_name, exc)
+
+
+def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
+    """Build the web tier. The backend is opened at start-up unless one is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await run_blocking(Runtime, settings, backend)
+        runtime.dispatcher.start(asyncio.get_running_loop())
+        app.state.runtime = runtime
+        for hook in getattr(app.state, "startup_hooks", []):
+            await hook(app)
+        try:
+            yield
+        finally:
+            for hook in getattr(app.state, "shutdown_hooks", []):
+                await hook(app)
+            await run_blocking(runtime.close)
+
+    app = FastAPI(
+        title="imgrec",
+        version=__version__,
+        summary="Elastic image recognition: upload an image, get its ImageNet label.",
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes)
+    _add_routes(app, settings)
+    return app
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def _accept(request: Request, fields: tuple[str, ...]) -> Upload:
+    rt = _runtime(request)
+    return await read_upload(
+        request, fields, max_bytes=rt.settings.max_upload_bytes,
+        max_pixels=rt.settings.max_image_pixels,
+    )
+
+
+async def _classify(request: Request, fields: tuple[str, ...]) -> tuple[Upload, ClassifyResult]:
+    rt = _runtime(request)
+    client = request.client.host if request.client else "unknown"
+    started = time.perf_counter()
+    with rt.limits.slot(client):
+        upload = await _accept(request, fields)
+        request_id, future = await rt.service.submit(upload, wait=True)
+        assert future is not None
+        result = await rt.service.wait(request_id, future)
+    rt.metrics.observe(result, time.perf_counter() - started)
+    if not result.ok:
+        raise ApiError(
+            422, result.error_code or "classification_failed",
+            result.error or "The image could not be classified.", id=result.request_id,
+        )
+    result.timings_ms["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return upload, result
+
+
+def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a list of routes
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return RedirectResponse("/docs")
+
+    @app.post(
+        "/",
+        response_class=PlainTextResponse,
+        summary="Course API: classify one image, answer '<file stem>:<label>'",
+        responses=_ERRORS,
+        openapi_extra=_upload_body(COURSE_FIELDS),
+    )
+    async def classify_plain(request: Request) -> PlainTextResponse:
+        upload, result = await _classify(request, COURSE_FIELDS)
+        return PlainTextResponse(f"{upload.stem}:{result.label}")
+
+    @app.post(
+        "/api/v1/classify",
+        response_model=Classification,
+        summary="Classify one image and wait for the answer",
+        responses=_ERRORS,
+        openapi_extra=_upload_body(API_FIELDS),
+    )
+    async def classify_json(request: Request) -> Classification:
+        upload, result = await _classify(request, API_FIELDS)
+        return Classification.from_result(result, file=upload.filename)
+
+    @app.post(
+        "/api/v1/jobs",
+        status_code=202,
+        response_model=JobAccepted,
+        summary="Queue one image; poll the returned URL for the answer",
+        responses=_ERRORS,
+        openapi_extra=_upload_body(API_FIELDS),
+    )
+    async def submit_job(request: Request, response: Response) -> JobAccepted:
+        rt = _runtime(request)
+        client = request.client.host if request.client else "unknown"
+        with rt.limits.slot(client):
+            upload = await _accept(request, API_FIELDS)
+            request_id, _ = await rt.service.submit(upload, wait=False)
+        poll = f"/api/v1/jobs/{request_id}"
+        response.headers["Location"] = poll
+        return JobAccepted(id=request_id, poll=poll)
+
+    @app.get(
+        "/api/v1/jobs/{job_id}",
+        response_model=Job,
+        summary="A job's state and, once done, its result",
+        responses={404: {"model": ErrorBody, "description": "No such job."}},
+    )
+    async def get_job(job_id: str, request: Request) -> Job:
+        status = await _runtime(request).service.lookup(job_id)
+        result = status.result
+        if result is None:
+            return Job(id=job_id, status=status.state)
+        if not result.ok:
+            return Job(id=job_id, status="failed", error=result.error_code, detail=result.error)
+        return Job(id=job_id, status="done", result=Classification.from_result(result))
+
+    @app.get("/healthz", response_model=Health, summary="Liveness and queue depth",
+             responses={503: {"model": ErrorBody, "description": "Backend unreachable."}})
+    async def healthz(request: Request) -> Health:
+        rt = _runtime(request)
+        depth = await run_blocking(rt.backend.requests.depth)
+        return Health(status="ok", backend=rt.backend.description,
+                      queue_visible=depth.visible, queue_in_flight=depth.in_flight)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        rt = _runtime(request)
+        await run_blocking(rt.metrics.refresh)
+        return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,117 @@
+"""Route reply messages from this web tier's reply queue to the requests waiting for them.
+
+One thread long-polls the reply queue and resolves an ``asyncio.Future`` per request id on the
+event loop. Each request is resolved once: a duplicate reply (a redelivered request answered
+again) or a reply nobody waits for any more is deleted and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from .. import keys
+from ..errors import BackendUnavailable, ImgrecError, ObjectNotFound
+from ..messages import ClassifyResult, MessageError, Reply
+from ..ports import ObjectStore, Queue
+
+log = logging.getLogger(__name__)
+_RECEIVE_BATCH = 10
+_BACKOFF_S = 1.0
+
+
+class ReplyDispatcher:
+    """Delivers replies to waiters registered with ``expect(request_id)``."""
+
+    def __init__(self, queue: Queue, store: ObjectStore, *, poll_wait_s: float = 1.0) -> None:
+        self.queue = queue
+        self.store = store
+        self.poll_wait_s = poll_wait_s
+        self.duplicates = 0
+        self.unclaimed = 0
+        self._waiters: dict[str, asyncio.Future[ClassifyResult]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="reply-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll_wait_s + 5)
+
+    def expect(self, request_id: str) -> asyncio.Future[ClassifyResult]:
+        """A future that the reply for ``request_id`` resolves; call before sending the request."""
+        assert self._loop is not None, "dispatcher not started"
+        future: asyncio.Future[ClassifyResult] = self._loop.create_future()
+        with self._lock:
+            self._waiters[request_id] = future
+        return future
+
+    def forget(self, request_id: str) -> None:
+        """Stop waiting (the request timed out or its client went away)."""
+        with self._lock:
+            self._waiters.pop(request_id, None)
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = self.queue.receive(_RECEIVE_BATCH, wait_s=self.poll_wait_s)
+            except BackendUnavailable as exc:
+                log.warning("reply queue unreachable: %s", exc)
+                self._stop.wait(_BACKOFF_S)
+                continue
+            except ImgrecError as exc:
+                log.error("reply queue failed: %s", exc)
+                self._stop.wait(_BACKOFF_S)
+                continue
+            if not messages:
+                continue
+            for msg in messages:
+                self._dispatch(msg.body)
+            try:
+                self.queue.delete([m.receipt for m in messages])
+            except ImgrecError as exc:
+                log.warning("replies not deleted (they will be ignored when seen again): %s", exc)
+
+    def _dispatch(self, body: str) -> None:
+        try:
+            reply = Reply.decode(body)
+        except MessageError as exc:
+            log.error("ignoring malformed reply: %s", exc)
+            return
+        with self._lock:
+            future = self._waiters.pop(reply.request_id, None)
+        if future is None:
+            self.unclaimed += 1
+            return
+        result = reply.result or self._fetch(reply.request_id)
+        if result is None:
+            with self._lock:
+                self._waiters[reply.request_id] = future
+            return
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve, future, result)
+
+    def _fetch(self, request_id: str) -> ClassifyResult | None:
+        try:
+            return ClassifyResult.from_json(self.store.get(keys.result_key(request_id)))
+        except (ObjectNotFound, MessageError, ImgrecError) as exc:
+            log.warning("result of %s not readable yet: %s", request_id, exc)
+            return None
+
+
+def _resolve(future: asyncio.Future[ClassifyResult], result: ClassifyResult) -> None:
+    if not future.done():
+        future.set_result(result)

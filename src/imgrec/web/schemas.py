@@ -1,0 +1,63 @@
+"""Response bodies of the JSON API, as documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..messages import ClassifyResult
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="Class name, e.g. 'brambling'.")
+    class_index: int = Field(description="ImageNet-1k class index, 0-999.")
+    probability: float = Field(description="Softmax probability, 0-1.")
+
+
+class Classification(BaseModel):
+    id: str = Field(description="Request id (32 hex characters).")
+    file: str | None = Field(None, description="The uploaded file's name, as the client sent it.")
+    label: str = Field(description="Top-1 class name.")
+    class_index: int = Field(description="Top-1 ImageNet-1k class index.")
+    probability: float = Field(description="Top-1 probability.")
+    top5: list[Prediction]
+    model: str = Field(description="Model that classified the image.")
+    timings_ms: dict[str, float] = Field(
+        description="queue_ms, decode_ms, inference_ms (per batch), batch_size, total_ms."
+    )
+
+    @classmethod
+    def from_result(cls, result: ClassifyResult, **extra: Any) -> Classification:
+        data = result.to_dict()
+        return cls(
+            id=result.request_id, label=data["label"], class_index=data["class_index"],
+            probability=data["probability"], top5=data["top5"], model=result.model,
+            timings_ms=result.timings_ms, **extra,
+        )
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: Literal["queued"] = "queued"
+    poll: str = Field(description="URL to GET for the job's state and result.")
+
+
+class Job(BaseModel):
+    id: str
+    status: Literal["queued", "done", "failed"]
+    result: Classification | None = None
+    error: str | None = Field(None, description="Error code when status is 'failed'.")
+    detail: str | None = Field(None, description="What went wrong, when status is 'failed'.")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Short machine-readable code, e.g. 'file_too_large'.")
+    detail: str = Field(description="What is wrong and what to do about it.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    backend: str
+    queue_visible: int
+    queue_in_flight: int

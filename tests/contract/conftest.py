@@ -1,0 +1,51 @@
+"""Adapters the contract suites run against. Add an adapter by adding a param and a branch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imgrec.ports import ObjectStore, QueueBroker
+
+STORE_ADAPTERS = ["directory"]
+BROKER_ADAPTERS = ["sqlite"]
+
+try:  # the AWS adapters join the same suites once they exist
+    from tests.helpers import aws_adapters
+except ImportError:  # pragma: no cover - before the AWS backend exists
+    aws_adapters = None  # type: ignore[assignment]
+else:
+    STORE_ADAPTERS += aws_adapters.STORE_ADAPTERS
+    BROKER_ADAPTERS += aws_adapters.BROKER_ADAPTERS
+
+
+@pytest.fixture(params=STORE_ADAPTERS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    if request.param == "directory":
+        from imgrec.embedded.dir_store import DirectoryStore
+
+        yield DirectoryStore(tmp_path / "objects")
+        return
+    assert aws_adapters is not None
+    yield from aws_adapters.make_store(request)
+
+
+@pytest.fixture(params=BROKER_ADAPTERS)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueBroker]:
+    if request.param == "sqlite":
+        from imgrec.embedded.sqlite_queue import SqliteBroker
+
+        b = SqliteBroker(tmp_path / "queues.db")
+        yield b
+        b.close()
+        return
+    assert aws_adapters is not None
+    yield from aws_adapters.make_broker(request)
+
+
+@pytest.fixture
+def queue_name(request: pytest.FixtureRequest) -> str:
+    return f"q-{abs(hash(request.node.nodeid)) % 10**8}-{os.getpid()}"

@@ -1,0 +1,64 @@
+"""The ObjectStore contract: every adapter must pass every test here."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgrec.errors import InvalidKey, ObjectNotFound
+from imgrec.ports import ObjectStore
+
+
+def test_put_then_get_returns_the_same_bytes(store: ObjectStore) -> None:
+    data = bytes(range(256)) * 10
+    store.put("inputs/abc", data)
+    assert store.get("inputs/abc") == data
+
+
+def test_put_replaces_an_existing_object(store: ObjectStore) -> None:
+    store.put("results/x.json", b"old")
+    store.put("results/x.json", b"new")
+    assert store.get("results/x.json") == b"new"
+
+
+def test_get_of_a_missing_key_raises_object_not_found(store: ObjectStore) -> None:
+    with pytest.raises(ObjectNotFound):
+        store.get("results/missing.json")
+
+
+def test_exists_and_delete(store: ObjectStore) -> None:
+    assert not store.exists("a/b")
+    store.put("a/b", b"1")
+    assert store.exists("a/b")
+    store.delete("a/b")
+    assert not store.exists("a/b")
+    store.delete("a/b")  # deleting twice is fine
+
+
+def test_empty_object(store: ObjectStore) -> None:
+    store.put("empty", b"")
+    assert store.get("empty") == b""
+
+
+def test_list_by_prefix_is_sorted_and_exact(store: ObjectStore) -> None:
+    for key in ["results/b.json", "results/a.json", "inputs/a", "resultsX/c", "results/sub/d"]:
+        store.put(key, b"x")
+    assert list(store.list("results/")) == ["results/a.json", "results/b.json", "results/sub/d"]
+    assert list(store.list("inputs/")) == ["inputs/a"]
+    assert list(store.list("nothing/")) == []
+    assert set(store.list("")) >= {"inputs/a", "resultsX/c"}
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../escape", "a/../../b", "a/./b", "a//b", "inputs/..", "a\\b"]
+)
+def test_keys_that_could_escape_are_rejected(store: ObjectStore, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        store.put(key, b"x")
+    with pytest.raises(InvalidKey):
+        store.get(key)
+
+
+def test_unicode_keys_round_trip(store: ObjectStore) -> None:
+    store.put("inputs/фото ü.jpg", b"1")
+    assert store.get("inputs/фото ü.jpg") == b"1"
+    assert list(store.list("inputs/")) == ["inputs/фото ü.jpg"]

@@ -1,0 +1,70 @@
+"""SQLite-specific behaviour beyond the shared queue contract: durability and cross-process wake."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from imgrec.embedded.sqlite_queue import SqliteBroker
+
+
+def test_messages_survive_reopening_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    first = SqliteBroker(db)
+    first.open("requests").send(["a", "b"])
+    [msg] = first.open("requests").receive(1, visibility_s=60)
+    first.close()
+    second = SqliteBroker(db)
+    q = second.open("requests", create=False)
+    depth = q.depth()
+    assert (depth.visible, depth.in_flight) == (1, 1)
+    assert [m.body for m in q.receive(5)] == ["b" if msg.body == "a" else "a"]
+    second.close()
+
+
+def test_long_poll_wakes_within_tens_of_ms_when_another_process_sends(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    broker = SqliteBroker(db)
+    q = broker.open("requests")
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from imgrec.embedded.sqlite_queue import SqliteBroker\n"
+        "q = SqliteBroker(Path(sys.argv[1])).open('requests')\n"
+        "time.sleep(1.0)\n"
+        "q.send([repr(time.time())])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(db)])
+    try:
+        got = q.receive(1, wait_s=15.0)
+        woke_at = time.time()
+    finally:
+        proc.wait(timeout=30)
+    assert len(got) == 1
+    latency = woke_at - float(got[0].body)
+    assert latency < 0.1, f"woke {latency * 1000:.0f} ms after the send"
+    broker.close()
+
+
+def test_zero_visibility_receive_does_not_loop(tmp_path: Path) -> None:
+    broker = SqliteBroker(tmp_path / "q.db")
+    q = broker.open("q")
+    q.send(["x"])
+    got = q.receive(10, visibility_s=0)
+    assert [m.body for m in got] == ["x"]
+    broker.close()
+
+
+def test_sending_to_a_deleted_queue_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from imgrec.errors import QueueNotFound
+
+    broker = SqliteBroker(tmp_path / "q.db")
+    q = broker.open("replies-x")
+    broker.delete_queue("replies-x")
+    with pytest.raises(QueueNotFound):
+        q.send(["late reply"])
+    broker.close()
