@@ -7,14 +7,17 @@ queue, so a restart picks them up again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
+from collections.abc import Iterator
 
 import uvicorn
 
 from .backend import open_backend
 from .config import Settings
-from .embedded.process_fleet import ProcessFleet
+from .fleets import open_fleet
 from .ports import Fleet, WorkerState
 
 log = logging.getLogger(__name__)
@@ -52,22 +55,36 @@ class FixedSizeSupervisor:
             self._stop.wait(self.tick_s)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its shutdown, which would skip draining the workers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def run_server(settings: Settings) -> None:
     from .web.app import create_app
 
     backend = open_backend(settings)
-    if settings.backend != "embedded":
-        raise NotImplementedError("serve with the aws backend is provided by imgrec.aws")
     count = settings.workers if settings.workers is not None else settings.max_workers
-    fleet = ProcessFleet(backend.store, settings, max_workers=max(count, 1),
-                         threads_per_worker=settings.threads_per_worker())
+    fleet = open_fleet(settings, backend, max_workers=max(count, 1))
     supervisor = FixedSizeSupervisor(fleet, count)
     app = create_app(settings, backend)
     app.state.fleet = fleet
     supervisor.start()
     log.info("imgrec serving on http://%s:%d (%d workers, %s)", settings.host, settings.port,
              count, backend.description)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                        timeout_graceful_shutdown=max(5, int(settings.sync_timeout_s)))
     )

