@@ -10,15 +10,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__, keys
 from ..backend import Backend, open_backend
 from ..concurrency import run_blocking
 from ..config import Settings
+from ..dead_letters import DeadLetterResponder
 from ..errors import ImgrecError
 from ..messages import ClassifyResult
+from . import page
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .limits import BodySizeLimit, ClientConcurrency
 from .metrics import WebMetrics
@@ -67,11 +69,17 @@ class Runtime:
             self.backend, self.dispatcher, self.reply_queue_name,
             sync_timeout_s=settings.sync_timeout_s,
         )
+        self.dead_letters = DeadLetterResponder(self.backend)
         self.limits = ClientConcurrency(settings.max_concurrent_per_client)
         self.metrics = WebMetrics(self.backend)
         self.extras: list[Any] = []
 
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.dispatcher.start(loop)
+        self.dead_letters.start()
+
     def close(self) -> None:
+        self.dead_letters.stop()
         self.dispatcher.stop()
         try:
             self.backend.broker.delete_queue(self.reply_queue_name)
@@ -85,7 +93,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_blocking(Runtime, settings, backend)
-        runtime.dispatcher.start(asyncio.get_running_loop())
+        runtime.start(asyncio.get_running_loop())
         app.state.runtime = runtime
         for hook in getattr(app.state, "startup_hooks", []):
             await hook(app)
@@ -141,8 +149,10 @@ async def _classify(request: Request, fields: tuple[str, ...]) -> tuple[Upload, 
 
 def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a list of routes
     @app.get("/", include_in_schema=False)
-    async def index() -> Response:
-        return RedirectResponse("/docs")
+    async def index(request: Request) -> Response:
+        return page.index(request)
+
+    page.mount_static(app)
 
     @app.post(
         "/",

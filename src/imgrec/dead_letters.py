@@ -1,0 +1,87 @@
+"""Answer requests that reached the dead-letter queue, so their clients are not left waiting.
+
+A request lands there after ``max_receives`` deliveries without being deleted: the workers that
+took it crashed or were killed each time. The responder stores an error result (unless a
+result exists after all), replies to the waiting web tier and deletes the dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from . import keys
+from .backend import Backend
+from .errors import ImgrecError, ObjectNotFound, QueueNotFound
+from .messages import ClassifyRequest, ClassifyResult, MessageError, Reply
+
+log = logging.getLogger(__name__)
+_BATCH = 10
+
+
+class DeadLetterResponder:
+    """Drains the dead-letter queue in a background thread (``start``/``stop``) or on demand."""
+
+    def __init__(self, backend: Backend, *, poll_wait_s: float = 1.0) -> None:
+        self.backend = backend
+        self.poll_wait_s = poll_wait_s
+        self.answered = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dead-letters", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll_wait_s + 5)
+
+    def handle_once(self, wait_s: float = 0.0) -> int:
+        """Answer up to one batch of dead letters; return how many were handled."""
+        messages = self.backend.dead_letters.receive(_BATCH, wait_s=wait_s, visibility_s=30)
+        done: list[str] = []
+        for msg in messages:
+            try:
+                request = ClassifyRequest.decode(msg.body)
+            except MessageError as exc:
+                log.error("dropping malformed dead letter: %s", exc)
+                done.append(msg.receipt)
+                continue
+            self._answer(request)
+            done.append(msg.receipt)
+        if done:
+            self.backend.dead_letters.delete(done)
+        self.answered += len(done)
+        return len(done)
+
+    def _answer(self, request: ClassifyRequest) -> None:
+        store = self.backend.store
+        key = keys.result_key(request.request_id)
+        try:
+            result = ClassifyResult.from_json(store.get(key))
+        except (ObjectNotFound, MessageError):
+            result = ClassifyResult.failure(
+                request.request_id, "processing_failed",
+                "The request failed repeatedly (its workers crashed or timed out) and was "
+                "set aside; try another image or report it.",
+            )
+            store.put(key, result.to_json())
+        log.warning("dead-lettered request %s answered with %s", request.request_id,
+                    result.error_code or "its stored result")
+        if request.reply_to:
+            try:
+                self.backend.broker.open(request.reply_to, create=False).send(
+                    [Reply(request.request_id, result).encode()]
+                )
+            except QueueNotFound:
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.handle_once(wait_s=self.poll_wait_s)
+            except ImgrecError as exc:
+                log.warning("dead-letter queue not readable: %s", exc)
+                self._stop.wait(self.poll_wait_s)
