@@ -195,18 +195,20 @@ def export(model: nn.Module, path: Path) -> None:
     tmp.replace(path)
 
 
-def run_onnx(path: Path, batch: np.ndarray) -> np.ndarray:
+def run_onnx(path: Path, batch: np.ndarray) -> tuple[np.ndarray, str]:
     """Run the exported graph with ONNX Runtime, or onnx's reference evaluator without it."""
     try:
         import onnxruntime as ort
     except ImportError:
         from onnx.reference import ReferenceEvaluator
 
-        return np.asarray(ReferenceEvaluator(str(path)).run(None, {"input": batch})[0])
+        logits = ReferenceEvaluator(str(path)).run(None, {"input": batch})[0]
+        return np.asarray(logits), "onnx reference evaluator"
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(["logits"], {"input": batch})[0])
+    logits = session.run(["logits"], {"input": batch})[0]
+    return np.asarray(logits), f"onnxruntime {ort.__version__}"
 
 
 def verify(model: nn.Module, path: Path, batch_size: int = 4) -> float:
@@ -215,12 +217,13 @@ def verify(model: nn.Module, path: Path, batch_size: int = 4) -> float:
     batch = rng.standard_normal((batch_size, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(batch)).numpy()
-    got = run_onnx(path, batch)
+    got, engine = run_onnx(path, batch)
     if got.shape != (batch_size, NUM_CLASSES):
         sys.exit(f"error: {path.name} returned shape {got.shape}")
     diff = float(np.max(np.abs(got - expected)))
     same_top1 = bool(np.all(got.argmax(1) == expected.argmax(1)))
-    print(f"  verify: max |onnx - torch| = {diff:.2e} over {batch.shape}, same top-1: {same_top1}")
+    print(f"  verify ({engine}): max |onnx - torch| = {diff:.2e} on {batch.shape}")
+    print(f"  same top-1 class for every image: {same_top1}")
     if diff > TOLERANCE or not same_top1:
         sys.exit(f"error: {path.name} disagrees with torch (max abs diff {diff:.2e})")
     return diff

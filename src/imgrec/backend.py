@@ -30,7 +30,8 @@ def open_backend(settings: Settings) -> Backend:
     if settings.backend == "aws":
         from .aws.backend import open_aws_backend
 
-        return open_aws_backend(settings)
+        aws_backend: Backend = open_aws_backend(settings)
+        return aws_backend
     from .embedded.dir_store import DirectoryStore
     from .embedded.sqlite_queue import SqliteBroker
 

@@ -7,6 +7,7 @@ result exists after all), replies to the waiting web tier and deletes the dead l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -71,12 +72,10 @@ class DeadLetterResponder:
         log.warning("dead-lettered request %s answered with %s", request.request_id,
                     result.error_code or "its stored result")
         if request.reply_to:
-            try:
+            with contextlib.suppress(QueueNotFound):
                 self.backend.broker.open(request.reply_to, create=False).send(
                     [Reply(request.request_id, result).encode()]
                 )
-            except QueueNotFound:
-                pass
 
     def _run(self) -> None:
         while not self._stop.is_set():

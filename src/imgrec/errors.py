@@ -7,11 +7,11 @@
         ├── InvalidKey            an object key that could escape the store's root
         ├── ObjectNotFound        no object under that key
         ├── QueueNotFound         no queue with that name
-        ├── ImageError            bytes that cannot be classified (not an image, corrupt, too big)
+        ├── ImageError            bytes that cannot be classified (not an image, corrupt, huge)
         ├── ModelError            a model file or spec that cannot be loaded
         └── ConfigError           settings that contradict each other
 
-Adapters translate vendor errors (sqlite3, botocore, OSError) into these with ``raise ... from exc``.
+        ├── ImageError            bytes that cannot be classified (not an image, corrupt, huge)
 """
 
 from __future__ import annotations

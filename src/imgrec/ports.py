@@ -10,6 +10,7 @@ All methods are synchronous and may block on I/O: async callers go through
 
 from __future__ import annotations
 
+import builtins
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class QueueDepth:
-    """Messages waiting to be received (``visible``) and received but not deleted (``in_flight``)."""
+    """Messages waiting to be received (``visible``), received but not deleted (``in_flight``)."""
 
     visible: int
     in_flight: int
@@ -136,7 +137,7 @@ class QueueBroker(Protocol):
         ...
 
 
-class WorkerState(str, enum.Enum):
+class WorkerState(enum.StrEnum):
     """The life of one worker, as the fleet and the autoscaler see it."""
 
     STARTING = "starting"  # launched, model not loaded yet
@@ -166,7 +167,7 @@ class Fleet(Protocol):
         """Every worker that is not yet gone, with its current state."""
         ...
 
-    def launch(self, count: int) -> list[str]:
+    def launch(self, count: int) -> builtins.list[str]:
         """Start ``count`` workers (fewer if that would pass the cap); return their ids."""
         ...
 

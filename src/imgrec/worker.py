@@ -172,7 +172,9 @@ class Worker:
                 )
         decode_ms = (time.perf_counter() - started) * 1000
         infer_started = time.perf_counter()
-        outcomes = apply_batch(inputs, self._infer, lambda _x, exc: exc)
+        outcomes: list[Classification | Exception] = apply_batch(
+            inputs, self._infer, _failure_outcome
+        )
         infer_ms = (time.perf_counter() - infer_started) * 1000
         per_item_decode = decode_ms / len(jobs)
         for job, outcome in zip(decoded, outcomes, strict=True):
@@ -217,6 +219,10 @@ class Worker:
                 log.info("reply queue %s is gone; results stay in the store", name)
                 self._reply_queues[name] = None
         return self._reply_queues[name]
+
+
+def _failure_outcome(_item: object, exc: Exception) -> Classification | Exception:
+    return exc
 
 
 def _to_result(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from imgrec.errors import QueueNotFound
 from imgrec.ports import QueueBroker
-
-import pytest
 
 
 def test_send_then_receive_returns_the_body(broker: QueueBroker, queue_name: str) -> None:

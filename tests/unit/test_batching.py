@@ -29,7 +29,8 @@ def _source(chunks: list[list[int]], clock: FakeClock, step_s: float = 0.001):  
 def test_returns_empty_when_nothing_arrives() -> None:
     clock = FakeClock()
     receive, calls = _source([], clock)
-    assert collect_batch(receive, max_size=8, first_wait_s=1.0, fill_wait_s=0.005, clock=clock) == []
+    batch = collect_batch(receive, max_size=8, first_wait_s=1.0, fill_wait_s=0.005, clock=clock)
+    assert batch == []
     assert calls == [(8, 1.0)]
 
 
@@ -52,7 +53,8 @@ def test_stops_filling_when_the_window_closes() -> None:
 def test_a_full_first_receive_does_not_wait() -> None:
     clock = FakeClock()
     receive, calls = _source([[1, 2, 3]], clock)
-    assert collect_batch(receive, max_size=3, first_wait_s=1, fill_wait_s=1, clock=clock) == [1, 2, 3]
+    batch = collect_batch(receive, max_size=3, first_wait_s=1, fill_wait_s=1, clock=clock)
+    assert batch == [1, 2, 3]
     assert len(calls) == 1
 
 

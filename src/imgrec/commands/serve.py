@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,51 +12,51 @@ from ..errors import ImgrecError
 
 def serve(
     host: Annotated[
-        Optional[str], typer.Option(help="Address to bind (IMGREC_HOST; default 127.0.0.1).")
+        str | None, typer.Option(help="Address to bind (IMGREC_HOST; default 127.0.0.1).")
     ] = None,
     port: Annotated[
-        Optional[int], typer.Option(help="TCP port (IMGREC_PORT; default 3000).")
+        int | None, typer.Option(help="TCP port (IMGREC_PORT; default 3000).")
     ] = None,
     state_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="Embedded backend's directory (IMGREC_STATE_DIR; default ./.imgrec)."),
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option(help="Pin this many workers; no autoscaling (IMGREC_WORKERS).")
+        int | None, typer.Option(help="Pin this many workers; no autoscaling (IMGREC_WORKERS).")
     ] = None,
     min_workers: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Autoscaler: fewest workers (IMGREC_MIN_WORKERS; default 0)."),
     ] = None,
     max_workers: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Autoscaler: most workers (IMGREC_MAX_WORKERS; default: cores)."),
     ] = None,
     model: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="mobilenet_v2, efficientnet_lite0 or a .onnx path (IMGREC_MODEL)."),
     ] = None,
     batch_size: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Most requests per ONNX batch (IMGREC_BATCH_SIZE; default 16)."),
     ] = None,
     sync_timeout_s: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
             help="Seconds a synchronous request waits before 504 (IMGREC_SYNC_TIMEOUT_S)."
         ),
     ] = None,
     max_upload_bytes: Annotated[
-        Optional[int], typer.Option(help="Upload size limit in bytes (IMGREC_MAX_UPLOAD_BYTES).")
+        int | None, typer.Option(help="Upload size limit in bytes (IMGREC_MAX_UPLOAD_BYTES).")
     ] = None,
     backend: Annotated[
-        Optional[str], typer.Option(help="embedded or aws (IMGREC_BACKEND).")
+        str | None, typer.Option(help="embedded or aws (IMGREC_BACKEND).")
     ] = None,
     stack: Annotated[
-        Optional[str], typer.Option(help="AWS backend: stack name (IMGREC_STACK).")
+        str | None, typer.Option(help="AWS backend: stack name (IMGREC_STACK).")
     ] = None,
     region: Annotated[
-        Optional[str], typer.Option(help="AWS backend: region (IMGREC_REGION).")
+        str | None, typer.Option(help="AWS backend: region (IMGREC_REGION).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
@@ -90,25 +90,25 @@ def serve(
 
 def worker(
     worker_id: Annotated[
-        Optional[str], typer.Option(help="Name in heartbeats and logs (default: host-pid).")
+        str | None, typer.Option(help="Name in heartbeats and logs (default: host-pid).")
     ] = None,
     threads: Annotated[
-        Optional[int], typer.Option(help="ONNX Runtime threads (default: cores / max workers).")
+        int | None, typer.Option(help="ONNX Runtime threads (default: cores / max workers).")
     ] = None,
     until_empty: Annotated[
         bool, typer.Option(help="Exit once the request queue is empty.")
     ] = False,
     state_dir: Annotated[
-        Optional[Path], typer.Option(help="Embedded backend's directory (IMGREC_STATE_DIR).")
+        Path | None, typer.Option(help="Embedded backend's directory (IMGREC_STATE_DIR).")
     ] = None,
     backend: Annotated[
-        Optional[str], typer.Option(help="embedded or aws (IMGREC_BACKEND).")
+        str | None, typer.Option(help="embedded or aws (IMGREC_BACKEND).")
     ] = None,
     stack: Annotated[
-        Optional[str], typer.Option(help="AWS backend: stack name (IMGREC_STACK).")
+        str | None, typer.Option(help="AWS backend: stack name (IMGREC_STACK).")
     ] = None,
     region: Annotated[
-        Optional[str], typer.Option(help="AWS backend: region (IMGREC_REGION).")
+        str | None, typer.Option(help="AWS backend: region (IMGREC_REGION).")
     ] = None,
 ) -> None:
     """Run one app-tier worker: receive requests, classify in batches, answer. SIGTERM drains."""

@@ -13,11 +13,14 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import BackendUnavailable, QueueNotFound, StorageFull
 from ..ports import Message, QueueDepth
+
+T = TypeVar("T")
 
 DEFAULT_VISIBILITY_S = 30.0
 _CHANGE_POLL_S = 0.005
@@ -125,7 +128,7 @@ class SqliteBroker:
         self._notify_local()
         return cur.rowcount
 
-    def _transaction(self, body):  # type: ignore[no-untyped-def]
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -207,7 +210,7 @@ class SqliteQueue:
                 )
             remaining = deadline - time.monotonic()
             if got or remaining <= 0:
-                return got  # type: ignore[no-any-return]
+                return got
             self._broker._wait_for_change(min(remaining, _RESCAN_S))
 
     def _receive_in(

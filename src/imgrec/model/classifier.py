@@ -66,9 +66,10 @@ class Classification:
 
 
 class Classifier:
-    """An ONNX Runtime session for one model spec; safe to call from one thread at a time.
+    """An ONNX Runtime session for one model spec.
 
     ``threads`` sets ONNX Runtime's intra-op threads (None: its default, one per physical core).
+    Calls may come from several threads; they share that thread pool.
     """
 
     def __init__(self, spec: ModelSpec, *, threads: int | None = None) -> None:

@@ -1,8 +1,9 @@
 """Image bytes -> model input: safe decoding and torchvision-equivalent preprocessing.
 
 The maths matches ``Resize(spec.resize) -> CenterCrop(spec.input_size) -> ToTensor() ->
-Normalize(mean, std)`` on a PIL image, bit for bit, so the service gives exactly the
-predictions of the bare model.
+Normalize(mean, std)`` on a PIL image bit for bit, so the service gives exactly the
+predictions of the bare model. The one exception is opt-in: ``decode_image(min_side=...)``,
+which ``load_input`` uses, lets libjpeg decode JPEGs of at least twice that side at reduced scale.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from ..dead_letters import DeadLetterResponder
 from ..errors import ImgrecError
 from ..messages import ClassifyResult
 from . import page
+from .auth import ApiKeyAuth
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .limits import BodySizeLimit, ClientConcurrency
 from .metrics import WebMetrics
@@ -35,6 +36,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         400: "No file, several files, or an empty file.",
+        401: "An API key is required (IMGREC_API_KEY is set) and is missing or wrong.",
         413: "The file is over the upload limit.",
         415: "The file is not an image.",
         422: "The image is corrupt or too large to decode.",
@@ -112,6 +114,8 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes)
+    if settings.api_key is not None:  # added last: runs first, before any body is read
+        app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, settings)
     return app
 

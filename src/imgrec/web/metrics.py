@@ -24,7 +24,8 @@ class WebMetrics:
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
         self.queue_visible = Gauge(
-            "imgrec_queue_visible_messages", "Requests waiting in the queue.", registry=self.registry
+            "imgrec_queue_visible_messages", "Requests waiting in the queue.",
+            registry=self.registry,
         )
         self.queue_in_flight = Gauge(
             "imgrec_queue_in_flight_messages", "Requests received by a worker, not yet answered.",

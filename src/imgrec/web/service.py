@@ -38,7 +38,9 @@ class ClassifyService:
         self.reply_queue = reply_queue
         self.sync_timeout_s = sync_timeout_s
 
-    async def submit(self, upload: Upload, *, wait: bool) -> tuple[str, asyncio.Future[ClassifyResult] | None]:
+    async def submit(
+        self, upload: Upload, *, wait: bool
+    ) -> tuple[str, asyncio.Future[ClassifyResult] | None]:
         """Store the image and queue its request; with ``wait`` also register for the reply."""
         request_id = keys.new_request_id()
         future = self.dispatcher.expect(request_id) if wait else None

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from imgrec.model.classifier import Classification, load_classifier
 from tests.conftest import DevPhoto
 from tests.helpers.server import RunningServer, run_server
+
+from imgrec.model.classifier import Classification, load_classifier
 
 MAX_UPLOAD = 2_000_000
 
@@ -88,7 +88,8 @@ def test_health_and_openapi_docs(server: RunningServer) -> None:
     health = httpx.get(f"{server.url}/healthz", timeout=10).json()
     assert health["status"] == "ok"
     schema = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
-    assert {"/", "/api/v1/classify", "/api/v1/jobs", "/api/v1/jobs/{job_id}"} <= set(schema["paths"])
+    expected = {"/", "/api/v1/classify", "/api/v1/jobs", "/api/v1/jobs/{job_id}"}
+    assert expected <= set(schema["paths"])
     assert httpx.get(f"{server.url}/docs", timeout=10).status_code == 200
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import DevPhoto
 
 from imgrec import keys
 from imgrec.backend import Backend, open_backend
@@ -17,7 +18,6 @@ from imgrec.config import Settings
 from imgrec.messages import ClassifyRequest, ClassifyResult, Reply
 from imgrec.model.classifier import Classifier, load_classifier
 from imgrec.worker import Worker
-from tests.conftest import DevPhoto
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,9 @@ def test_a_redelivered_request_reuses_the_stored_result(
     assert lost.receive_count == 1
 
 
-@pytest.mark.parametrize(("kind", "code"), [("text", "not_an_image"), ("truncated", "corrupt_image")])
+@pytest.mark.parametrize(
+    ("kind", "code"), [("text", "not_an_image"), ("truncated", "corrupt_image")]
+)
 def test_an_undecodable_image_gets_an_error_result_at_once(
     backend: Backend, settings: Settings, classifier: Classifier, dev_photos: list[DevPhoto],
     kind: str, code: str,

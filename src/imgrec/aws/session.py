@@ -1,0 +1,51 @@
+"""boto3 clients from the standard credential chain (env, profile, instance profile).
+
+The endpoint comes from boto3 itself: ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3`` etc.)
+points every client at moto, SeaweedFS or LocalStack without code here knowing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from ..errors import ConfigError
+from .errors import translated
+
+_CONFIG = Config(
+    retries={"max_attempts": 4, "mode": "standard"},
+    connect_timeout=5,
+    # Long polls last up to 20 s; the read timeout must exceed them.
+    read_timeout=30,
+    max_pool_connections=32,
+)
+
+
+class AwsSession:
+    """One boto3 session with cached clients; clients are thread-safe, the session is not."""
+
+    def __init__(self, region: str | None = None) -> None:
+        self._session = boto3.Session(region_name=region) if region else boto3.Session()
+        if not self._session.region_name:
+            raise ConfigError("no AWS region: pass --region, set IMGREC_REGION or AWS_REGION")
+        self.region: str = self._session.region_name
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._account: str | None = None
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(service, config=_CONFIG)
+            return self._clients[service]
+
+    @property
+    def account(self) -> str:
+        """The account id of the credentials in use (one STS call, cached)."""
+        if self._account is None:
+            with translated("finding the AWS account (sts:GetCallerIdentity)"):
+                self._account = str(self.client("sts").get_caller_identity()["Account"])
+        return self._account
