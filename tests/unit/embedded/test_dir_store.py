@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from imgrec.embedded.dir_store import DirectoryStore
+from imgrec.errors import InvalidKey
+
+
+def test_a_symlink_out_of_the_root_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = DirectoryStore(tmp_path / "root")
+    os.symlink(outside, tmp_path / "root" / "link")
+    with pytest.raises(InvalidKey):
+        store.put("link/file", b"x")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_put_leaves_no_temporary_files(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    for i in range(5):
+        store.put("results/a.json", str(i).encode())
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["a.json"]
