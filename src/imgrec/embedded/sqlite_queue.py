@@ -121,14 +121,16 @@ class SqliteBroker:
     # -- used by SqliteQueue -------------------------------------------------------------
 
     def _execute_write(self, sql: str, params: Sequence[object]) -> int:
+        before = self._conn.total_changes
         try:
             cur = self._conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise _translate(exc, "queue write failed") from exc
-        self._notify_local()
+        self._notify_local(before)
         return cur.rowcount
 
     def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        before = self._conn.total_changes
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -139,10 +141,15 @@ class SqliteBroker:
                 raise
         except sqlite3.Error as exc:
             raise _translate(exc, "queue transaction failed") from exc
-        self._notify_local()
+        self._notify_local(before)
         return result
 
-    def _notify_local(self) -> None:
+    def _notify_local(self, changes_before: int) -> None:
+        # Only a commit that changed rows wakes local waiters: two receivers in one process
+        # (reply dispatcher, dead-letter responder) would otherwise wake each other with their
+        # empty receives and spin a core while the service is idle.
+        if self._conn.total_changes == changes_before:
+            return
         self._local_commits += 1
         self._changed.notify_all()
 
