@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     max_workers: int = Field(
         default_factory=cpu_count, ge=1, description="Autoscaler: most workers (the cap)."
     )
+    autoscale_tick_s: float = Field(
+        0.5, gt=0, le=60, description="Autoscaler: seconds between observe-decide-act ticks."
+    )
+    target_backlog_per_worker: float = Field(
+        10.0, gt=0, description="Autoscaler: queued + in-flight requests one worker should have."
+    )
+    scale_out_delay_s: float = Field(
+        0.0, ge=0, description="Autoscaler: seconds a shortage must last before launching."
+    )
+    scale_in_delay_s: float = Field(
+        0.0, ge=0, description="Autoscaler: seconds a surplus must last before draining."
+    )
+    idle_before_drain_s: float = Field(
+        1.0, ge=0, description="Autoscaler: seconds a worker must be idle before it is drained."
+    )
     worker_threads: int | None = Field(
         None, ge=1, description="ONNX Runtime threads per worker; default: cores / max workers."
     )

@@ -75,6 +75,7 @@ class Heartbeat:
             worker_id=worker_id, state=WorkerState.STARTING, started_at=now, updated_at=0.0,
             idle_since=None, processed=0, pid=os.getpid(), host=socket.gethostname(),
         )
+        self._written_state: WorkerState | None = None
 
     def beat(self, state: WorkerState, *, processed: int | None = None) -> None:
         now = self._clock()
@@ -89,9 +90,12 @@ class Heartbeat:
             changed and state in _FLIP_STATES and rec.state in _FLIP_STATES
             and now - rec.updated_at < self.min_interval_s
         )
+        # A flip held back by min_interval_s is written at the next beat after it, not 2 s later.
+        deferred = state != self._written_state and now - rec.updated_at >= self.min_interval_s
         rec.state = state
-        if (changed and not flip_too_soon) or due:
+        if (changed and not flip_too_soon) or due or deferred:
             rec.updated_at = now
+            self._written_state = state
             try:
                 self._store.put(keys.heartbeat_key(rec.worker_id), rec.to_json())
             except ImgrecError as exc:

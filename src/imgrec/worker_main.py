@@ -16,6 +16,7 @@ from types import FrameType
 
 from .ports import WorkerState
 
+_STARTED = time.perf_counter()  # module import: about when the interpreter became ready
 log = logging.getLogger("imgrec.worker")
 
 
@@ -38,7 +39,7 @@ def run_worker(
     from .model.classifier import load_classifier
     from .worker import Worker
 
-    started = time.perf_counter()
+    imported = time.perf_counter()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -54,9 +55,13 @@ def run_worker(
     backend = open_backend(settings)
     worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}"
     Heartbeat(backend.store, worker_id).beat(WorkerState.STARTING)
+    opened = time.perf_counter()
     classifier = load_classifier(settings.model, threads=threads or settings.threads_per_worker())
     worker = Worker(backend, classifier, settings, worker_id=worker_id)
-    log.info("worker %s ready in %.0f ms", worker_id, (time.perf_counter() - started) * 1000)
+    ready = time.perf_counter()
+    log.info("worker %s ready in %.0f ms (imports %.0f, settings+backend %.0f, model %.0f)",
+             worker_id, (ready - _STARTED) * 1000, (imported - _STARTED) * 1000,
+             (opened - imported) * 1000, (ready - opened) * 1000)
     counters = worker.run(stop, until_empty=until_empty)
     log.info("worker %s stopped after %d requests", worker_id, counters.received)
     backend.close()

@@ -5,7 +5,7 @@ the controller (and the simulator) pass ``now`` in. It is built from small named
 
 1. ``wanted_for_backlog``: one worker per ``target_backlog_per_worker`` messages (visible and in
    flight), but no launch when the workers already serving will clear the backlog before a new
-   worker could be ready (``skip_launch_that_cannot_help``).
+   worker could be ready and the backlog is not growing (``skip_launch_that_cannot_help``).
 2. ``clamp``: between ``min_workers`` and ``max_workers``.
 3. ``after_delay``: a shortage (or a surplus) must last ``scale_out_delay_s`` (``scale_in_delay_s``)
    before it is acted on; both default to 0, so a backlog is met within one tick.
@@ -29,7 +29,7 @@ from typing import Any
 
 from ..ports import WorkerInfo, WorkerState
 
-_CAPACITY_STATES = frozenset({WorkerState.STARTING, WorkerState.READY, WorkerState.BUSY})
+CAPACITY_STATES = frozenset({WorkerState.STARTING, WorkerState.READY, WorkerState.BUSY})
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class PolicyState:
 
     short_since: float | None = None
     surplus_since: float | None = None
+    backlog: int | None = None  # at the previous tick
 
 
 @dataclass(frozen=True)
@@ -105,25 +106,32 @@ class NamedPolicy:
 
 def capacity(workers: Sequence[WorkerInfo]) -> int:
     """Workers that serve or soon will: starting, ready and busy (not draining)."""
-    return sum(1 for w in workers if w.state in _CAPACITY_STATES)
+    return sum(1 for w in workers if w.state in CAPACITY_STATES)
 
 
 def serving(workers: Sequence[WorkerInfo]) -> int:
     return sum(1 for w in workers if w.state in (WorkerState.READY, WorkerState.BUSY))
 
 
-def skip_launch_that_cannot_help(obs: Observation) -> bool:
-    """Whether the serving workers clear the backlog before a newly launched one would be ready."""
-    if obs.rate_per_worker is None or obs.boot_s is None:
+def skip_launch_that_cannot_help(obs: Observation, previous_backlog: int | None) -> bool:
+    """Whether the serving workers clear a backlog that is not growing before a new one is ready.
+
+    Only a shrinking (or steady) backlog: while requests keep arriving faster than they are
+    served, what is queued now says little about what will be queued after the boot time.
+    """
+    if obs.rate_per_worker is None or obs.boot_s is None or previous_backlog is None:
         return False
     n = serving(obs.workers)
-    return n > 0 and obs.backlog <= n * obs.rate_per_worker * obs.boot_s
+    return (n > 0 and obs.backlog <= previous_backlog
+            and obs.backlog <= n * obs.rate_per_worker * obs.boot_s)
 
 
-def wanted_for_backlog(obs: Observation, settings: PolicySettings) -> int:
+def wanted_for_backlog(
+    obs: Observation, settings: PolicySettings, previous_backlog: int | None = None
+) -> int:
     """Workers the backlog asks for, before the bounds."""
     wanted = math.ceil(obs.backlog / settings.target_backlog_per_worker)
-    if skip_launch_that_cannot_help(obs):
+    if skip_launch_that_cannot_help(obs, previous_backlog):
         wanted = min(wanted, capacity(obs.workers))
     return wanted
 
@@ -171,20 +179,21 @@ def decide(
 ) -> tuple[Decision, PolicyState]:
     """One tick of imgrec's policy: launch for a backlog at once, drain only idle workers."""
     have = capacity(obs.workers)
-    wanted = wanted_for_backlog(obs, settings)
+    wanted = wanted_for_backlog(obs, settings, state.backlog)
+    state = replace(state, backlog=obs.backlog)
     target = clamp(wanted, settings)
     why = f"backlog {obs.backlog} wants {wanted}, bounds [{settings.min_workers}, " \
           f"{settings.max_workers}] -> {target}; have {have}"
     if target > have:
         ok, since = after_delay(state.short_since, now, settings.scale_out_delay_s)
-        new_state = PolicyState(short_since=since)
+        new_state = replace(state, short_since=since, surplus_since=None)
         if not ok:
             return Decision(reason=f"{why}; waiting out the scale-out delay"), new_state
         launch = launch_count(target, obs.workers, settings)
         return Decision(launch=launch, reason=f"{why}: launch {launch}"), new_state
     if target < have:
         ok, since = after_delay(state.surplus_since, now, settings.scale_in_delay_s)
-        new_state = PolicyState(surplus_since=since)
+        new_state = replace(state, short_since=None, surplus_since=since)
         if not ok:
             return Decision(reason=f"{why}; waiting out the scale-in delay"), new_state
         drain = drain_choice(target, obs.workers, settings, now)

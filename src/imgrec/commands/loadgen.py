@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -15,18 +15,18 @@ _DEFAULT_FIELD = "myfile"
 
 def loadgen(  # noqa: C901 - one branch per option check; the work is in imgrec.loadgen
     url_arg: Annotated[
-        Optional[str],
+        str | None,
         typer.Argument(metavar="URL", help="The service's upload URL, e.g. http://127.0.0.1:3000/"),
     ] = None,
     url_opt: Annotated[
-        Optional[str], typer.Option("--url", help="Same as URL (the course generators' name).")
+        str | None, typer.Option("--url", help="Same as URL (the course generators' name).")
     ] = None,
     images: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--images", "--image_folder", help="Folder of images to upload (cycled)."),
     ] = None,
     requests: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--requests", "--num_request", "-n", min=1,
                      help="Requests to send (default: one per image unless --duration)."),
     ] = None,
@@ -34,11 +34,11 @@ def loadgen(  # noqa: C901 - one branch per option check; the work is in imgrec.
         int, typer.Option("--concurrency", "-c", min=1, help="Closed loop: requests in flight.")
     ] = 1,
     duration: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--duration", min=0.1, help="Stop starting requests after S seconds."),
     ] = None,
     rate: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--rate", min=0.01,
                      help="Open loop: start R requests per second whatever the answers."),
     ] = None,
@@ -46,7 +46,7 @@ def loadgen(  # noqa: C901 - one branch per option check; the work is in imgrec.
         str, typer.Option("--field", help="Multipart field: myfile or inputFile (course names).")
     ] = _DEFAULT_FIELD,
     expected: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--expected", "--prediction_file",
                      help="CSV of right answers: 'Image,Results' or one with class_index."),
     ] = None,
@@ -55,13 +55,14 @@ def loadgen(  # noqa: C901 - one branch per option check; the work is in imgrec.
                           "(/api/v1/classify). A class_index CSV implies json.")
     ] = "plain",
     json_out: Annotated[
-        Optional[Path], typer.Option("--json", help="Write config, summary and every request.")
+        Path | None, typer.Option("--json", help="Write config, summary and every request.")
     ] = None,
     plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Write a PNG of latency, workers, backlog.")
+        Path | None, typer.Option("--plot", help="Write a PNG of latency, workers, backlog.")
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds before a request counts as a timeout.")
+        float,
+        typer.Option("--timeout", min=0.1, help="Seconds before a request counts as a timeout."),
     ] = 60.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

@@ -32,6 +32,31 @@ def serve(
         int | None,
         typer.Option(help="Autoscaler: most workers (IMGREC_MAX_WORKERS; default: cores)."),
     ] = None,
+    target_backlog_per_worker: Annotated[
+        float | None,
+        typer.Option(help="Autoscaler: requests per worker (IMGREC_TARGET_BACKLOG_PER_WORKER; "
+                          "default 10)."),
+    ] = None,
+    idle_before_drain_s: Annotated[
+        float | None,
+        typer.Option(help="Autoscaler: idle seconds before a worker is drained "
+                          "(IMGREC_IDLE_BEFORE_DRAIN_S; default 1)."),
+    ] = None,
+    scale_out_delay_s: Annotated[
+        float | None,
+        typer.Option(help="Autoscaler: seconds a shortage lasts before launching "
+                          "(IMGREC_SCALE_OUT_DELAY_S; default 0)."),
+    ] = None,
+    scale_in_delay_s: Annotated[
+        float | None,
+        typer.Option(help="Autoscaler: seconds a surplus lasts before draining "
+                          "(IMGREC_SCALE_IN_DELAY_S; default 0)."),
+    ] = None,
+    autoscale_tick_s: Annotated[
+        float | None,
+        typer.Option(help="Autoscaler: seconds between ticks (IMGREC_AUTOSCALE_TICK_S; "
+                          "default 0.5)."),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="mobilenet_v2, efficientnet_lite0 or a .onnx path (IMGREC_MODEL)."),
@@ -74,6 +99,11 @@ def serve(
             workers=workers,
             min_workers=min_workers,
             max_workers=max_workers,
+            target_backlog_per_worker=target_backlog_per_worker,
+            idle_before_drain_s=idle_before_drain_s,
+            scale_out_delay_s=scale_out_delay_s,
+            scale_in_delay_s=scale_in_delay_s,
+            autoscale_tick_s=autoscale_tick_s,
             model=model,
             batch_size=batch_size,
             sync_timeout_s=sync_timeout_s,

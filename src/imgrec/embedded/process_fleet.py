@@ -3,10 +3,16 @@
 A worker's state comes from its process (alive or not) and its heartbeat in the store
 (starting, ready, busy). Workers run in their own session, so a Ctrl-C in the terminal reaches
 only ``imgrec serve``, which then drains them; a worker whose parent dies stops by itself.
+A worker that exits without being drained is reaped and counted as crashed (non-zero code) or
+gone; the controller launches a replacement when the backlog (or ``min``) still wants one.
+Launch-to-ready time (launch until the heartbeat written with the model loaded) is measured
+for every worker and kept in ``readiness_s``.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import logging
 import os
 import signal
@@ -15,10 +21,13 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .. import keys
 from ..config import Settings
+from ..errors import ImgrecError
 from ..heartbeat import read_heartbeats
 from ..ports import ObjectStore, WorkerInfo, WorkerState
 
@@ -32,6 +41,7 @@ class _Process:
     launched_at: float
     draining: bool = False
     exit_code: int | None = None
+    ready_s: float | None = None
 
 
 @dataclass
@@ -73,6 +83,7 @@ class ProcessFleet:
         self.max_workers = max_workers or settings.max_workers
         self.threads_per_worker = threads_per_worker or settings.threads_per_worker()
         self.events = FleetEvents()
+        self.readiness_s: deque[float] = deque(maxlen=20)
         self._clock = clock
         self._procs: dict[str, _Process] = {}
         self._lock = threading.Lock()
@@ -92,8 +103,9 @@ class ProcessFleet:
                     "--threads", str(self.threads_per_worker),
                     "--parent-pid", str(os.getpid()),
                 ]
+                launched_at = self._clock()
                 popen = subprocess.Popen(cmd, env=self._env, start_new_session=True)
-                self._procs[worker_id] = _Process(worker_id, popen, self._clock())
+                self._procs[worker_id] = _Process(worker_id, popen, launched_at)
                 self.events.launched += 1
                 ids.append(worker_id)
         if ids:
@@ -121,6 +133,8 @@ class ProcessFleet:
             for proc in self._procs.values():
                 beat = beats.get(proc.worker_id)
                 state = beat.state if beat else WorkerState.STARTING
+                if beat and state != WorkerState.STARTING and proc.ready_s is None:
+                    self._note_ready(proc, beat.started_at)
                 if state == WorkerState.STOPPED:
                     state = WorkerState.DRAINING
                 if proc.draining:
@@ -137,7 +151,18 @@ class ProcessFleet:
                 )
         return infos
 
-    def crashed_since_start(self) -> list[tuple[str, int]]:
+    def _note_ready(self, proc: _Process, ready_at: float) -> None:
+        # The worker's READY heartbeat is created right after its model loaded.
+        proc.ready_s = max(0.0, ready_at - proc.launched_at)
+        self.readiness_s.append(proc.ready_s)
+        log.info("worker %s ready %.0f ms after launch", proc.worker_id, proc.ready_s * 1000)
+
+    def ready_seconds(self) -> dict[str, float]:
+        """Launch-to-ready seconds of the live workers that are ready."""
+        with self._lock:
+            return {w: p.ready_s for w, p in self._procs.items() if p.ready_s is not None}
+
+    def crashed_since_start(self) -> builtins.list[tuple[str, int]]:
         with self._lock:
             self._reap_locked()
             return list(self.events.crashed)
@@ -170,7 +195,5 @@ class ProcessFleet:
             if code != 0 and not proc.draining:
                 self.events.crashed.append((worker_id, code))
                 log.warning("worker %s exited with code %d", worker_id, code)
-            try:
-                self.store.delete(f"heartbeats/{worker_id}.json")
-            except Exception:  # noqa: BLE001 - cleanup only
-                pass
+            with contextlib.suppress(ImgrecError):  # cleanup only
+                self.store.delete(keys.heartbeat_key(worker_id))

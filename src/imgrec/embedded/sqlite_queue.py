@@ -212,13 +212,34 @@ class SqliteQueue:
         deadline = time.monotonic() + max(0.0, wait_s)
         while True:
             with self._broker._lock:
-                got = self._broker._transaction(
-                    lambda c: self._receive_in(c, max_messages, visibility)
+                got = (
+                    self._broker._transaction(
+                        lambda c: self._receive_in(c, max_messages, visibility)
+                    )
+                    if self._may_have_visible()
+                    else []
                 )
             remaining = deadline - time.monotonic()
             if got or remaining <= 0:
                 return got
             self._broker._wait_for_change(min(remaining, _RESCAN_S))
+
+    def _may_have_visible(self) -> bool:
+        """A read-only look first: an empty poll then never takes the database's write lock.
+
+        Idle receivers (reply dispatcher, dead-letter responder, idle workers) wake on every
+        commit; a write transaction each time would contend with the senders.
+        """
+        try:
+            queue_exists, visible = self._broker._conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM queues WHERE name = ?),"
+                " EXISTS (SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ?)",
+                (self.name, self.name, time.time()),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc, "queue read failed") from exc
+        # A missing queue goes on to the transaction, which raises QueueNotFound.
+        return bool(visible) or not queue_exists
 
     def _receive_in(
         self, conn: sqlite3.Connection, max_messages: int, visibility_s: float

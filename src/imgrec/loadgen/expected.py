@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path, PurePath
 
 from ..errors import ImgrecError
@@ -25,7 +25,7 @@ class ExpectedError(ImgrecError):
     """An expected-answers CSV that cannot be used; the message says what is wrong."""
 
 
-class CompareBy(str, Enum):
+class CompareBy(StrEnum):
     LABEL = "label"
     CLASS_INDEX = "class_index"
 

@@ -28,6 +28,7 @@ from .metrics import WebMetrics
 from .replies import ReplyDispatcher
 from .schemas import Classification, ErrorBody, Health, Job, JobAccepted
 from .service import ClassifyService
+from .status import router as status_router
 from .uploads import API_FIELDS, COURSE_FIELDS, Upload, read_upload
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     if settings.api_key is not None:  # added last: runs first, before any body is read
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, settings)
+    app.include_router(status_router)
     return app
 
 

@@ -9,11 +9,11 @@ function svgEl(tag, attrs = {}) {
   return node;
 }
 
-/** The smallest of 1, 2, 2.5, 5 x 10^n that is >= value (axis maximum). */
+/** The smallest of 1, 2, 5 x 10^n that is >= value (axis maximum; its half is round too). */
 export function niceCeil(value) {
   if (!(value > 0)) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
+  for (const step of [1, 2, 5, 10]) {
     if (step * power >= value) return step * power;
   }
   return 10 * power;
@@ -45,9 +45,10 @@ function linePaths(points, x, y, step) {
 
 /**
  * Draw series into an <svg> over the time window [tMin, tMax] (seconds).
- * series: [{points: [[t, v]], cls, area?, step?}]; minMax: the smallest y-axis maximum.
+ * series: [{points: [[t, v]], cls, area?, step?}]; minMax: the smallest y-axis maximum;
+ * integer: whole-number axis (counts).
  */
-export function drawChart(svg, { series, tMin, tMax, minMax = 1, height = 92 }) {
+export function drawChart(svg, { series, tMin, tMax, minMax = 1, integer = false, height = 84 }) {
   const width = Math.max(160, Math.round(svg.clientWidth || svg.parentNode.clientWidth || 320));
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("height", String(height));
@@ -57,7 +58,9 @@ export function drawChart(svg, { series, tMin, tMax, minMax = 1, height = 92 }) 
   for (const s of series) {
     for (const [t, v] of s.points) if (t >= tMin && v > peak) peak = v;
   }
-  const yMax = niceCeil(Math.max(minMax, peak));
+  const top = Math.max(minMax, peak);
+  // Counts of workers read best on whole numbers: an even maximum keeps the middle line whole.
+  const yMax = integer && top <= 10 ? Math.max(2, Math.ceil(top / 2) * 2) : niceCeil(top);
   const x = (t) => PAD.left + ((t - tMin) / (tMax - tMin)) * innerW;
   const y = (v) => PAD.top + innerH - (Math.min(v, yMax) / yMax) * innerH;
 

@@ -5,7 +5,8 @@ import { drawChart } from "./charts.js";
 
 const POLL_MS = 1000;
 const UNAVAILABLE_POLL_MS = 5000;
-const WINDOW_S = 5 * 60;
+const MIN_WINDOW_S = 60;
+const MAX_WINDOW_S = 5 * 60;
 const STATES = ["starting", "ready", "busy", "draining"];
 const STATE_TEXT = { starting: "starting", ready: "idle", busy: "busy", draining: "draining" };
 
@@ -120,7 +121,10 @@ export class LivePanel {
     const modeText = scaling.mode === "autoscale"
       ? `Autoscaling between ${scaling.min} and ${scaling.max} workers`
       : `Fixed size: ${plural(workers.total, "worker")}, autoscaling off`;
-    $("live-mode").textContent = `${modeText} · ${status.backend}`;
+    // "embedded (/long/state/dir)": the kind is what a person needs; the rest goes in a tooltip.
+    const backendKind = String(status.backend).split(" (")[0];
+    $("live-mode").textContent = `${modeText} · ${backendKind}`;
+    $("live-mode").title = status.backend;
 
     $("m-queue").textContent = String(queue.visible);
     const queueSub = [`waiting · ${queue.in_flight} in progress`];
@@ -140,7 +144,7 @@ export class LivePanel {
     this.drawCharts(status);
     this.renderDecisions(scaling);
     this.renderWorkers(workers, status.time);
-    this.speak(workers, queue);
+    this.speak(workers);
   }
 
   renderStates(workers) {
@@ -167,15 +171,20 @@ export class LivePanel {
 
   drawCharts(status) {
     const tMax = status.time;
-    const tMin = tMax - WINDOW_S;
     const h = status.history || [];
+    // A fresh server has seconds of history: show whole minutes of it, from 1 up to 5.
+    const span = h.length ? tMax - h[0].t : 0;
+    const windowS = Math.min(MAX_WINDOW_S, Math.max(MIN_WINDOW_S, Math.ceil(span / 60) * 60));
+    const tMin = tMax - windowS;
+    const minutes = `${windowS / 60} ${windowS === 60 ? "minute" : "minutes"}`;
     const pts = (key) => h.map((row) => [row.t, row[key]]);
-    drawChart(document.querySelector("#chart-queue svg"), { tMin, tMax, minMax: 4, series: [
+    drawChart(document.querySelector("#chart-queue svg"), { tMin, tMax, minMax: 4,
+      integer: true, series: [
       { points: pts("visible"), cls: "s-a", area: true },
       { points: pts("in_flight"), cls: "s-b" },
     ] });
-    drawChart(document.querySelector("#chart-workers svg"), { tMin, tMax,
-      minMax: Math.max(2, status.scaling.max || 0), series: [
+    drawChart(document.querySelector("#chart-workers svg"), { tMin, tMax, integer: true,
+      minMax: status.scaling.max || 2, series: [
         { points: pts("busy"), cls: "s-a", area: true, step: true },
         { points: pts("workers"), cls: "s-c", step: true },
       ] });
@@ -189,21 +198,21 @@ export class LivePanel {
     if (latest) {
       const peak = (key) => Math.max(0, ...h.map((row) => row[key] || 0));
       document.querySelector("#chart-queue svg").setAttribute("aria-label",
-        `Queue depth over the last 5 minutes: ${latest.visible} now, peak ${peak("visible")}.`);
+        `Queue depth over the last ${minutes}: ${latest.visible} now, peak ${peak("visible")}.`);
       document.querySelector("#chart-workers svg").setAttribute("aria-label",
-        `Workers over the last 5 minutes: ${latest.workers} now, peak ${peak("workers")}.`);
+        `Workers over the last ${minutes}: ${latest.workers} now, peak ${peak("workers")}.`);
       document.querySelector("#chart-rate svg").setAttribute("aria-label",
-        `Throughput over the last 5 minutes: ${fmtRate(latest.answered_per_s)} photos per ` +
+        `Throughput over the last ${minutes}: ${fmtRate(latest.answered_per_s)} photos per ` +
         `second now, peak ${fmtRate(peak("answered_per_s"))}.`);
       const ms = fmtMs(latest.p50_ms);
       document.querySelector("#chart-latency svg").setAttribute("aria-label",
-        `Median latency over the last 5 minutes: ${ms.value}${ms.unit} now.`);
+        `Median latency over the last ${minutes}: ${ms.value}${ms.unit} now.`);
     }
   }
 
   renderDecisions(scaling) {
     const list = $("decisions");
-    const recent = (scaling.decisions || []).slice(-6).reverse();
+    const recent = [...(scaling.decisions || [])].sort((a, b) => b.time - a.time).slice(0, 6);
     if (!recent.length) {
       const empty = document.createElement("li");
       empty.className = "empty";

@@ -16,7 +16,10 @@ const STATUS_TEXT = {
 };
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const percent = (p) => `${(p * 100).toFixed(p >= 0.995 || p < 0.001 ? 0 : 1)}%`;
+function percent(p) {
+  if (p > 0 && p < 0.001) return "<0.1%";
+  return `${(p * 100).toFixed(p >= 0.995 || p < 0.001 ? 0 : 1)}%`;
+}
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -198,6 +201,7 @@ export class UploadList {
   }
 
   fail(item, err) {
+    if (err.code === "unauthorized") document.dispatchEvent(new CustomEvent("imgrec:needs-key"));
     item.error = err;
     item.doneAt = performance.now();
     this.setStatus(item, "failed");
@@ -275,10 +279,11 @@ export class UploadList {
 
   errorNodes(item) {
     const nodes = [el("p", { class: "error-text", text: friendlyError(item.error) })];
-    if (item.error && (item.error.retryable || item.error.code === "job_not_found")) {
-      const again = el("button", { type: "button", class: "btn small", text: "Try again" });
-      again.addEventListener("click", () => this.retry(item));
-      nodes.push(again);
+    const again = ["job_not_found", "unauthorized"];
+    if (item.error && (item.error.retryable || again.includes(item.error.code))) {
+      const button = el("button", { type: "button", class: "btn small", text: "Try again" });
+      button.addEventListener("click", () => this.retry(item));
+      nodes.push(button);
     }
     return nodes;
   }

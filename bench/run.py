@@ -1,0 +1,302 @@
+"""``make bench``: the bare model's ceiling, the service under load, and how close they are.
+
+One invocation on one machine: prints a table and writes ``bench/results/latest.json``.
+
+    .venv/bin/python bench/run.py [--requests 2000] [--concurrency 64] [--serve-arg=--workers=2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from bare import BareResult, bare_correct, run_bare  # noqa: E402
+from proctree import tree_cpu_s  # noqa: E402
+
+from imgrec.loadgen.expected import load_expected  # noqa: E402
+from imgrec.loadgen.images import load_images  # noqa: E402
+from imgrec.loadgen.runner import LoadPlan, LoadResult, run_load  # noqa: E402
+from imgrec.loadgen.stats import StatusSample, Summary, summarize  # noqa: E402
+from imgrec.loadgen.status import STATUS_PATH, parse_status  # noqa: E402
+
+NEEDS_AUTOSCALER = "n/a (needs autoscaler)"
+
+
+def say(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+# -- the bare model --------------------------------------------------------------------------
+
+def bench_bare(photos: list[Path], rounds: int, batches: list[int]) -> list[BareResult]:
+    cores = len(os.sched_getaffinity(0))
+    layouts = [(cores, 1), (1, cores)] if cores > 1 else [(1, 1)]
+    results = []
+    for processes, threads in layouts:
+        for batch in batches:
+            result = run_bare(photos, processes=processes, threads=threads, batch_size=batch,
+                              rounds=rounds)
+            say(f"bare: {processes} proc x {threads} thread, batch {batch}: "
+                f"{result.images_per_s:.1f} img/s, {result.cpu_ms_per_image:.2f} ms CPU/img")
+            results.append(result)
+    return results
+
+
+# -- the service -----------------------------------------------------------------------------
+
+class Service:
+    """``imgrec serve`` as a child process on a free port, with its own state directory."""
+
+    def __init__(self, extra_args: list[str], state_dir: Path) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = state_dir.parent / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMGREC_")}
+        env["IMGREC_LOG_LEVEL"] = "WARNING"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "imgrec", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--state-dir", str(state_dir), *extra_args],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        self.started = time.perf_counter()
+
+    def wait_healthy(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"imgrec serve exited:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"imgrec serve not healthy in {timeout_s} s")
+
+    def status(self) -> StatusSample | None:
+        try:
+            response = httpx.get(self.url + STATUS_PATH, timeout=5)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        return parse_status(response.json(), time.perf_counter())
+
+    def wait_workers(self, want: int, timeout_s: float) -> float | None:
+        """Seconds until the status shows ``want`` workers, or None on timeout."""
+        start = time.perf_counter()
+        while time.perf_counter() - start < timeout_s:
+            sample = self.status()
+            if sample is not None and sample.workers == want:
+                return time.perf_counter() - start
+            time.sleep(0.1)
+        return None
+
+    def cpu_s(self) -> float:
+        return tree_cpu_s(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def load(service: Service, images: Any, *, requests: int, concurrency: int,
+         expected: Any = None, label: str) -> tuple[Summary, LoadResult]:
+    done = 0
+    step = max(1, requests // 10)
+
+    def on_done(_record: Any) -> None:
+        nonlocal done
+        done += 1
+        if done % step == 0:
+            say(f"{label}: {done}/{requests}")
+
+    plan = LoadPlan(url=service.url + "/", images=images, requests=requests,
+                    concurrency=concurrency, expected=expected, timeout_s=120,
+                    status_interval_s=None)
+    result = asyncio.run(run_load(plan, on_done))
+    return summarize(result.records, result.elapsed_s), result
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+def main() -> int:  # noqa: C901 - one straight sequence of stages
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path,
+                        default=Path(os.environ.get("IMGREC_DEV_IMAGES",
+                                                    REPO.parent / "shared" / "images" / "dev")))
+    parser.add_argument("--requests", type=int, default=2000, help="end-to-end requests")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--grading", type=int, default=100, help="course grading run size")
+    parser.add_argument("--rounds", type=int, default=3, help="bare model: passes over photos")
+    parser.add_argument("--batches", default="1,8,16,32", help="bare model: batch sizes")
+    parser.add_argument("--idle-timeout", type=float, default=300,
+                        help="longest wait for the autoscaler to reach 0 workers")
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="extra argument for imgrec serve (repeat)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    args = parser.parse_args()
+
+    labels = args.images / "labels.csv"
+    if not labels.is_file():
+        raise SystemExit(f"no dev photos at {args.images} (give --images or IMGREC_DEV_IMAGES)")
+    with open(labels, newline="") as fh:
+        photos = [(args.images / r["file"], int(r["class_index"])) for r in csv.DictReader(fh)]
+    images = load_images(args.images)
+    expected = load_expected(labels)
+    batches = [int(b) for b in args.batches.split(",")]
+
+    say(f"bare model over {len(photos)} photos x {args.rounds} rounds")
+    bare = bench_bare([p for p, _ in photos], args.rounds, batches)
+    best = max(bare, key=lambda r: r.images_per_s)
+    correct_bare = bare_correct(photos)
+
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="imgrec-bench-") as tmp:
+        service = Service(args.serve_arg, Path(tmp) / "state")
+        try:
+            service.wait_healthy()
+            autoscaled = service.status() is not None
+            say(f"service at {service.url}; /api/v1/status "
+                f"{'found: autoscaled' if autoscaled else 'missing: fixed workers'}")
+            cold = scale_in_idle = None
+            if autoscaled:
+                if service.wait_workers(0, args.idle_timeout) is None:
+                    say("workers never reached 0 (min_workers > 0?): no cold start")
+                else:
+                    _, first = load(service, images, requests=1, concurrency=1, label="cold")
+                    cold = first.records[0].latency_s if first.records[0].outcome == "ok" else None
+                    scale_in_idle = service.wait_workers(0, args.idle_timeout)
+            else:
+                load(service, images, requests=20, concurrency=4, label="warm-up")
+            say(f"grading run: {args.grading} requests at once")
+            grading, _ = load(service, images, requests=args.grading,
+                              concurrency=args.grading, label="grading")
+            say(f"end to end: {args.requests} requests at concurrency {args.concurrency}")
+            cpu_before = service.cpu_s()
+            e2e, _ = load(service, images, requests=args.requests,
+                          concurrency=args.concurrency, expected=expected, label="e2e")
+            cpu_used = service.cpu_s() - cpu_before
+            scale_in = service.wait_workers(0, args.idle_timeout) if autoscaled else None
+        finally:
+            service.stop()
+
+    cpu_per_request_ms = cpu_used / max(1, e2e.answered) * 1000
+    rows = {
+        "bare": {"best": best.__dict__ | {"images_per_s": best.images_per_s,
+                                          "cpu_ms_per_image": best.cpu_ms_per_image},
+                 "all": [r.__dict__ | {"images_per_s": r.images_per_s,
+                                       "cpu_ms_per_image": r.cpu_ms_per_image} for r in bare],
+                 "correct": correct_bare, "photos": len(photos)},
+        "e2e": e2e.to_dict() | {"concurrency": args.concurrency,
+                                "service_cpu_s": cpu_used,
+                                "cpu_ms_per_request": cpu_per_request_ms,
+                                "correct_per_pass":
+                                    e2e.correct * len(photos) / max(1, e2e.answered)},
+        "ratios": {"throughput": e2e.throughput_rps / best.images_per_s,
+                   "cpu": cpu_per_request_ms / best.cpu_ms_per_image},
+        "grading": grading.to_dict(),
+        "cold_start_s": cold if autoscaled else NEEDS_AUTOSCALER,
+        "scale_in_s": scale_in if autoscaled else NEEDS_AUTOSCALER,
+        "scale_in_after_cold_start_s": scale_in_idle if autoscaled else NEEDS_AUTOSCALER,
+    }
+    document = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": " ".join([Path(sys.executable).name, "bench/run.py", *sys.argv[1:]]),
+        "serve_args": args.serve_arg,
+        "results": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=1, default=str))
+    print(render_table(document))
+    say(f"wrote {args.out}")
+    return 0
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+            "os": f"{platform.system()} {platform.release()}"}
+
+
+def _s(value: Any, unit: str = "s") -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "timed out"
+    return f"{value:.2f} {unit}"
+
+
+def render_table(doc: dict[str, Any]) -> str:
+    r = doc["results"]
+    b, e, g = r["bare"]["best"], r["e2e"], r["grading"]
+    ms = 1000
+    lines = [
+        ("bare model ceiling",
+         f"{b['images_per_s']:.1f} img/s ({b['processes']} proc x {b['threads']} thread, "
+         f"batch {b['batch_size']}), {b['cpu_ms_per_image']:.2f} ms CPU/img, "
+         f"{r['bare']['correct']}/{r['bare']['photos']} correct"),
+        ("service end to end",
+         f"{e['throughput_rps']:.1f} req/s, {e['requests']} req at concurrency "
+         f"{e['concurrency']}, {sum(e['errors'].values())} errors, "
+         f"{e['correct']}/{e['answered']} correct"),
+        ("  latency",
+         f"p50 {e['latency_p50_s'] * ms:.0f} ms, p90 {e['latency_p90_s'] * ms:.0f} ms, "
+         f"p99 {e['latency_p99_s'] * ms:.0f} ms, max {e['latency_max_s'] * ms:.0f} ms"),
+        ("  service CPU", f"{e['cpu_ms_per_request']:.2f} ms per request (all processes)"),
+        ("throughput ratio", f"{r['ratios']['throughput']:.2f} (e2e / bare)"),
+        ("CPU ratio", f"{r['ratios']['cpu']:.2f} (service CPU per request / bare per image;"
+                      " goal <= 1.15)"),
+        ("grading run",
+         f"{g['requests']} at once: total {g['elapsed_s']:.2f} s, mean latency "
+         f"{g['latency_mean_s']:.2f} s, {sum(g['errors'].values())} errors"),
+        ("cold start", _s(r["cold_start_s"])),
+        ("scale-in", _s(r["scale_in_s"])),
+    ]
+    width = max(len(name) for name, _ in lines)
+    m = doc["machine"]
+    head = (f"imgrec bench, {doc['when']}, {m['cpu']} x {m['cores']} cores, "
+            f"Python {m['python']}, ONNX Runtime {m['onnxruntime']}")
+    return "\n".join([head, "-" * len(head)] + [f"{n:<{width}}  {v}" for n, v in lines])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

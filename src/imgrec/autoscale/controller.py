@@ -1,0 +1,199 @@
+"""The autoscaler's I/O loop: every tick observe the queue and fleet, decide, act, record.
+
+The decision itself is the pure ``policy.decide``; this module only gathers its inputs (queue
+depth, workers, recent throughput, measured boot time), applies the decision through the
+``Fleet`` port, logs it with its reason, and keeps the recent decisions and a per-tick history
+for ``GET /api/v1/status`` and ``/metrics``. With ``--workers N`` the same loop runs with
+min = max = N ("fixed" mode), which also replaces a worker that crashed.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..config import Settings
+from ..ports import Fleet, Queue, WorkerInfo, WorkerState
+from .answers import AnswerStats, RecentAnswers
+from .policy import OURS, Decision, NamedPolicy, Observation, PolicySettings
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["autoscale", "fixed"]
+_MAX_DECISIONS = 50
+_MAX_CRASH_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A decision that did something: when, how many launched, which drained, why."""
+
+    time: float
+    launch: int
+    drain: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class HistorySample:
+    """The state of the service at one tick."""
+
+    t: float
+    visible: int
+    in_flight: int
+    workers: int
+    busy: int
+    answered_per_s: float
+    p50_ms: float | None
+
+
+def policy_settings(settings: Settings) -> tuple[Mode, PolicySettings]:
+    """The policy's settings from imgrec's: pinned (``workers``) or elastic."""
+    if settings.workers is not None:
+        n = settings.workers
+        return "fixed", PolicySettings(max_workers=n, min_workers=n)
+    return "autoscale", PolicySettings(
+        max_workers=settings.max_workers,
+        min_workers=settings.min_workers,
+        target_backlog_per_worker=settings.target_backlog_per_worker,
+        scale_out_delay_s=settings.scale_out_delay_s,
+        scale_in_delay_s=settings.scale_in_delay_s,
+        idle_before_drain_s=settings.idle_before_drain_s,
+    )
+
+
+class Controller:
+    """Runs ``policy`` against ``queue`` and ``fleet`` every ``tick_s`` seconds in a thread."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        fleet: Fleet,
+        settings: PolicySettings,
+        *,
+        mode: Mode = "autoscale",
+        tick_s: float = 0.5,
+        policy: NamedPolicy = OURS,
+        answers: RecentAnswers | None = None,
+        history_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue, self.fleet, self.settings = queue, fleet, settings
+        self.mode: Mode = mode
+        self.tick_s = tick_s
+        self.policy = policy
+        self.answers = answers or RecentAnswers()
+        self.decisions: deque[DecisionRecord] = deque(maxlen=_MAX_DECISIONS)
+        self.history: deque[HistorySample] = deque(maxlen=max(1, int(history_s / tick_s)))
+        self.workers: list[WorkerInfo] = []
+        self.ticks = 0
+        self.launched = 0
+        self.drained = 0
+        self._clock = clock
+        self._state: Any = policy.initial_state()
+        self._crashes_seen = 0
+        self._backoff_s = 0.0
+        self._hold_launches_until = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def boot_s(self) -> float | None:
+        """Median launch-to-ready seconds of the recent workers (if the fleet measures it)."""
+        readiness = list(getattr(self.fleet, "readiness_s", ()))
+        return statistics.median(readiness) if readiness else None
+
+    def observe(self) -> tuple[Observation, AnswerStats]:
+        depth = self.queue.depth()
+        workers = tuple(self.fleet.list())
+        stats = self.answers.stats()
+        obs = Observation(
+            visible=depth.visible, in_flight=depth.in_flight, workers=workers,
+            rate_per_worker=stats.rate_per_worker, boot_s=self.boot_s(),
+        )
+        return obs, stats
+
+    def tick(self) -> Decision:
+        """Observe, decide, act and record once; returns what was decided."""
+        obs, stats = self.observe()
+        now = self._clock()
+        decision, self._state = self.policy.decide(obs, self.settings, self._state, now)
+        decision = self._hold_after_crashes(decision, now)
+        if decision.drain:
+            self.fleet.drain(decision.drain)
+        launched = self.fleet.launch(decision.launch) if decision.launch else []
+        self._record(obs, stats, decision, len(launched), now)
+        return decision
+
+    def _hold_after_crashes(self, decision: Decision, now: float) -> Decision:
+        """Back off launching (1 s, doubling to 30 s) while new workers keep crashing."""
+        crashed = len(getattr(getattr(self.fleet, "events", None), "crashed", ()))
+        if crashed > self._crashes_seen:
+            self._backoff_s = min(_MAX_CRASH_BACKOFF_S, max(1.0, 2 * self._backoff_s))
+            self._hold_launches_until = now + self._backoff_s
+            log.warning("%d worker(s) crashed; holding launches for %.0f s",
+                        crashed - self._crashes_seen, self._backoff_s)
+            self._crashes_seen = crashed
+        elif self._backoff_s and any(w.state == WorkerState.READY for w in self.workers):
+            self._backoff_s = 0.0
+        if decision.launch and now < self._hold_launches_until:
+            return Decision(drain=decision.drain,
+                            reason=f"{decision.reason} (held: workers crashed recently)")
+        return decision
+
+    def _record(self, obs: Observation, stats: AnswerStats, decision: Decision, launched: int,
+                now: float) -> None:
+        with self._lock:
+            self.ticks += 1
+            self.workers = list(obs.workers)
+            self.history.append(HistorySample(
+                t=now, visible=obs.visible, in_flight=obs.in_flight,
+                workers=sum(1 for w in obs.workers if w.state != WorkerState.DRAINING),
+                busy=sum(1 for w in obs.workers if w.state == WorkerState.BUSY),
+                answered_per_s=stats.answered_per_s, p50_ms=stats.p50_ms,
+            ))
+            if decision.is_action:
+                self.launched += launched
+                self.drained += len(decision.drain)
+                self.decisions.appendleft(
+                    DecisionRecord(now, launched, decision.drain, decision.reason)
+                )
+        if decision.is_action:
+            log.info("scaling: %s", decision.reason)
+        else:
+            log.debug("scaling: %s", decision.reason)
+
+    def recent_decisions(self) -> list[DecisionRecord]:
+        with self._lock:
+            return list(self.decisions)
+
+    def recent_history(self) -> list[HistorySample]:
+        with self._lock:
+            return list(self.history)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="autoscaler", daemon=True)
+        self._thread.start()
+        log.info("autoscaler started (%s, %d..%d workers, tick %.2f s)", self.mode,
+                 self.settings.min_workers, self.settings.max_workers, self.tick_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must outlive a failed tick
+                log.exception("autoscaler tick failed")
+            self._stop.wait(max(0.0, self.tick_s - (time.monotonic() - started)))

@@ -1,0 +1,56 @@
+"""Open a stack's S3 buckets and SQS queues as an ``imgrec.backend.Backend``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import keys
+from ..backend import Backend
+from ..config import Settings
+from ..errors import ConfigError, QueueNotFound
+from .errors import translated
+from .naming import StackNames, validate_stack
+from .s3_store import S3Store, StackStore
+from .session import AwsSession
+from .sqs_queue import SqsBroker
+
+
+@dataclass
+class AwsBackend(Backend):
+    """The stack's backend, plus the session and names the EC2 fleet needs."""
+
+    session: AwsSession
+    names: StackNames
+
+
+def stack_names(settings: Settings, session: AwsSession) -> StackNames:
+    if not settings.stack:
+        raise ConfigError("the aws backend needs a stack name (--stack or IMGREC_STACK)")
+    return StackNames(validate_stack(settings.stack), session.account, session.region)
+
+
+def open_aws_backend(settings: Settings, session: AwsSession | None = None) -> AwsBackend:
+    """The stack's store and queues; they must exist (``imgrec aws up`` creates them)."""
+    session = session or AwsSession(settings.region)
+    names = stack_names(settings, session)
+    s3 = session.client("s3")
+    missing_hint = f"run `imgrec aws up --stack {names.stack} --region {names.region}` first"
+    with translated(f"stack {names.stack}: bucket {names.outputs_bucket} ({missing_hint})"):
+        s3.head_bucket(Bucket=names.outputs_bucket)
+    store = StackStore(S3Store(s3, names.inputs_bucket), S3Store(s3, names.outputs_bucket))
+    broker = SqsBroker(session.client("sqs"), names.queue,
+                       default_visibility_s=settings.visibility_timeout_s)
+    try:
+        requests = broker.open(keys.REQUEST_QUEUE, create=False)
+        dead_letters = broker.open(keys.DEAD_LETTER_QUEUE, create=False)
+    except QueueNotFound as exc:
+        raise ConfigError(f"stack {names.stack} has no request queue: {missing_hint}") from exc
+    return AwsBackend(
+        store=store,
+        broker=broker,
+        requests=requests,
+        dead_letters=dead_letters,
+        description=f"aws stack {names.stack} ({names.region})",
+        session=session,
+        names=names,
+    )

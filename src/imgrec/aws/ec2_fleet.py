@@ -1,0 +1,151 @@
+"""``Fleet`` of EC2 instances launched from the stack's worker launch template.
+
+An instance's worker id is its instance id (the user data passes it to the worker), so the
+worker's heartbeat in the store tells a running instance's state: starting (booting, loading
+the model), ready or busy. Draining terminates only idle workers; systemd on the instance stops
+the worker gracefully. The cap counts every pending and running worker of the stack, not only
+the ones this process launched, so two web tiers cannot overshoot it together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..backend import Backend
+from ..config import Settings
+from ..errors import ConfigError
+from ..heartbeat import HeartbeatRecord, read_heartbeats
+from ..ports import ObjectStore, WorkerInfo, WorkerState
+from . import resources
+from .errors import error_code, translated
+from .naming import ROLE_WORKER, StackNames
+
+log = logging.getLogger(__name__)
+_ALIVE = ("pending", "running")
+_LEAVING = ("shutting-down", "stopping", "stopped")
+
+
+def worker_state(ec2_state: str, beat: HeartbeatRecord | None) -> WorkerState:
+    """A worker's state from its instance state and its heartbeat (pure)."""
+    if ec2_state in _LEAVING:
+        return WorkerState.DRAINING
+    if ec2_state == "pending" or beat is None:
+        return WorkerState.STARTING
+    if beat.state == WorkerState.STOPPED:
+        return WorkerState.DRAINING
+    return beat.state
+
+
+class Ec2Fleet:
+    """Worker instances of one stack, at most ``max_workers`` pending or running at once."""
+
+    def __init__(
+        self,
+        ec2: Any,
+        names: StackNames,
+        store: ObjectStore,
+        *,
+        max_workers: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ec2 = ec2
+        self.names = names
+        self.store = store
+        self.max_workers = max_workers
+        self._clock = clock
+        self._launched: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _instances(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
+        return resources.stack_instances(self.ec2, self.names, ROLE_WORKER, states)
+
+    def launch(self, count: int) -> list[str]:
+        with self._lock:
+            alive = len(self._instances(_ALIVE))
+            room = min(count, self.max_workers - alive)
+            if room <= 0:
+                return []
+            what = f"cannot launch workers from {self.names.launch_template(ROLE_WORKER)}"
+            with translated(what):
+                try:
+                    response = self._run(room)
+                except ClientError as exc:
+                    # All-or-nothing failed for lack of capacity: one is better than none.
+                    if room == 1 or error_code(exc) != "InsufficientInstanceCapacity":
+                        raise
+                    response = self._run(1)
+            ids = [str(i["InstanceId"]) for i in response["Instances"]]
+            self._launched.update(ids)
+        log.info("launched %d worker instance(s): %s", len(ids), ", ".join(ids))
+        return ids
+
+    def _run(self, count: int) -> Any:
+        return self.ec2.run_instances(
+            LaunchTemplate={"LaunchTemplateName": self.names.launch_template(ROLE_WORKER),
+                            "Version": "$Default"},
+            MinCount=count, MaxCount=count,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                {"Key": k, "Value": v} for k, v in self.names.stack_tags(ROLE_WORKER).items()]}],
+        )
+
+    def list(self) -> list[WorkerInfo]:
+        instances = self._instances(_ALIVE + _LEAVING)
+        beats = read_heartbeats(self.store) if instances else {}
+        infos: list[WorkerInfo] = []
+        for inst in instances:
+            worker_id = str(inst["InstanceId"])
+            beat = beats.get(worker_id)
+            launched = inst["LaunchTime"].timestamp() if "LaunchTime" in inst else self._clock()
+            infos.append(WorkerInfo(
+                worker_id=worker_id,
+                state=worker_state(inst["State"]["Name"], beat),
+                launched_at=launched,
+                last_seen=beat.updated_at if beat else launched,
+                idle_since=beat.idle_since if beat else None,
+                processed=beat.processed if beat else 0,
+            ))
+        return infos
+
+    def drain(self, worker_ids: Sequence[str]) -> None:
+        """Terminate the named workers that are idle; busy or starting ones are left alone."""
+        wanted = set(worker_ids)
+        idle = [w.worker_id for w in self.list()
+                if w.worker_id in wanted and w.state == WorkerState.READY]
+        skipped = wanted - set(idle)
+        if skipped:
+            log.info("not draining %d worker(s) that are not idle: %s", len(skipped),
+                     ", ".join(sorted(skipped)))
+        self._terminate(idle)
+
+    def _terminate(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with translated("cannot terminate worker instances"):
+            self.ec2.terminate_instances(InstanceIds=list(ids))
+        for worker_id in ids:
+            try:
+                self.store.delete(f"heartbeats/{worker_id}.json")
+            except Exception:  # noqa: BLE001 - a stale heartbeat is harmless
+                pass
+        log.info("terminating worker instance(s): %s", ", ".join(ids))
+
+    def close(self) -> None:
+        """Terminate the instances this fleet launched (others of the stack keep running)."""
+        alive = {str(i["InstanceId"]) for i in self._instances(_ALIVE)}
+        self._terminate(sorted(self._launched & alive))
+
+
+def open_ec2_fleet(settings: Settings, backend: Backend, *, max_workers: int | None) -> Ec2Fleet:
+    """The EC2 fleet of the stack the backend was opened on."""
+    from .backend import AwsBackend
+
+    if not isinstance(backend, AwsBackend):
+        raise ConfigError("the EC2 fleet needs the aws backend (--backend aws --stack NAME)")
+    return Ec2Fleet(backend.session.client("ec2"), backend.names, backend.store,
+                    max_workers=max_workers or settings.max_workers)

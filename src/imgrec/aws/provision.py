@@ -1,0 +1,330 @@
+"""``imgrec aws up / status / down``: create, show and delete one stack's resources.
+
+``up`` is idempotent (a second run reports everything ``unchanged``); ``down`` deletes by the
+stack's names and tags only, so it removes exactly what ``up`` made, also after a failed ``up``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..deploy import DeployConfig, render_cloud_init
+from ..errors import ConfigError, ImgrecError
+from . import iam, resources
+from .errors import translated
+from .naming import ROLE_WEB, ROLE_WORKER, StackNames
+from .session import AwsSession
+from .sqs_queue import SqsBroker, queue_attributes
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, str, str], None]  # (kind, name, status)
+INPUT_EXPIRY_DAYS = 7
+_AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*$")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What ``aws up`` is asked to build (CLI options)."""
+
+    instance_type: str = "c7i.large"
+    ami: str | None = None
+    with_web: bool = False
+    allow_cidr: str | None = None
+    port: int = 80
+    wheel: Path | None = None
+    visibility_timeout_s: float = 30.0
+    max_receives: int = 5
+    model: str = "mobilenet_v2"
+
+
+@dataclass(frozen=True)
+class ResourceStatus:
+    kind: str
+    name: str
+    status: str
+    detail: str = ""
+
+
+def ami_parameter(instance_type: str) -> str:
+    """The SSM parameter of the latest Amazon Linux 2023 AMI for the instance type's CPU."""
+    family = instance_type.split(".", 1)[0]
+    return _AL2023.format(arch="arm64" if _ARM_FAMILY.match(family) else "x86_64")
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """Build imgrec's wheel from the source checkout this package runs from."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "pyproject.toml").is_file():
+        raise ConfigError("imgrec is not running from a source checkout: pass --wheel FILE")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir),
+           str(root)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ConfigError(f"building the wheel failed:\n{done.stderr[-2000:]}")
+    wheels = sorted(out_dir.glob("imgrec-*.whl"))
+    if not wheels:
+        raise ConfigError(f"no wheel built in {out_dir}")
+    return wheels[-1]
+
+
+class Stack:
+    """One stack's resources in one account and region."""
+
+    def __init__(self, session: AwsSession, names: StackNames,
+                 progress: Progress | None = None) -> None:
+        self.session = session
+        self.names = names
+        self.progress = progress or (lambda kind, name, status: None)
+        self.s3 = session.client("s3")
+        self.sqs = session.client("sqs")
+        self.iam = session.client("iam")
+        self.ec2 = session.client("ec2")
+        self.broker = SqsBroker(self.sqs)
+
+    def _report(self, out: list[ResourceStatus], kind: str, name: str, status: str,
+                detail: str = "") -> None:
+        out.append(ResourceStatus(kind, name, status, detail))
+        self.progress(kind, name, status)
+
+    # --- up ---------------------------------------------------------------------------------
+
+    def up(self, opts: UpOptions) -> list[ResourceStatus]:
+        n = self.names
+        if opts.with_web and not opts.allow_cidr:
+            raise ConfigError("--with-web needs --allow-cidr (who may open the page, "
+                              "e.g. 203.0.113.7/32)")
+        out: list[ResourceStatus] = []
+        for bucket, expiry in ((n.inputs_bucket, INPUT_EXPIRY_DAYS), (n.outputs_bucket, None)):
+            status = resources.ensure_bucket(self.s3, n, bucket, expire_days=expiry)
+            self._report(out, "bucket", bucket, status)
+        self._report(out, "queue", n.dead_letter_queue, self._ensure_queue(
+            n.dead_letter_queue, queue_attributes(visibility_s=opts.visibility_timeout_s)))
+        dlq_arn = n.queue_arn(n.dead_letter_queue)
+        self._report(out, "queue", n.request_queue, self._ensure_queue(
+            n.request_queue, queue_attributes(visibility_s=opts.visibility_timeout_s,
+                                              dead_letter_arn=dlq_arn,
+                                              max_receives=opts.max_receives)))
+        wheel_key, status = self._upload_wheel(opts.wheel)
+        self._report(out, "wheel", f"s3://{n.outputs_bucket}/{wheel_key}", status)
+        cfg = DeployConfig(stack=n.stack, region=n.region, bucket=n.outputs_bucket,
+                           wheel_key=wheel_key, visibility_timeout_s=opts.visibility_timeout_s,
+                           port=opts.port, model=opts.model)
+        ami = opts.ami or self._latest_ami(opts.instance_type)
+        self._report(out, "role", n.role(ROLE_WORKER), resources.ensure_role(
+            self.iam, n, n.role(ROLE_WORKER), iam.assume_role_policy(),
+            n.policy(ROLE_WORKER), iam.worker_policy(n)))
+        worker_lt = self._tier(out, ROLE_WORKER, cfg, ami, opts.instance_type, [])
+        if opts.with_web:
+            self._report(out, "role", n.role(ROLE_WEB), resources.ensure_role(
+                self.iam, n, n.role(ROLE_WEB), iam.assume_role_policy(),
+                n.policy(ROLE_WEB), iam.web_policy(n, self._template_arn(worker_lt))))
+            ingress = [{"IpProtocol": "tcp", "FromPort": opts.port, "ToPort": opts.port,
+                        "IpRanges": [{"CidrIp": opts.allow_cidr}]}]
+            web_lt = self._tier(out, ROLE_WEB, cfg, ami, opts.instance_type, ingress)
+            self._ensure_web_instance(out, web_lt)
+        return out
+
+    def _ensure_queue(self, name: str, attrs: dict[str, str]) -> str:
+        try:
+            current = self.sqs.get_queue_attributes(
+                QueueUrl=self.sqs.get_queue_url(QueueName=name)["QueueUrl"],
+                AttributeNames=list(attrs))["Attributes"]
+        except Exception:  # noqa: BLE001 - absent (or unreadable): create_queue tells which
+            current = None
+        if current is not None and _same_attrs(current, attrs):
+            return "unchanged"
+        url = self.broker.ensure(name, attrs)
+        with translated(f"cannot tag queue {name}"):
+            self.sqs.tag_queue(QueueUrl=url, Tags=self.names.stack_tags())
+        return "created" if current is None else "updated"
+
+    def _upload_wheel(self, wheel: Path | None) -> tuple[str, str]:
+        with tempfile.TemporaryDirectory(prefix="imgrec-wheel-") as tmp:
+            path = wheel or build_wheel(Path(tmp))
+            if not path.is_file() or path.suffix != ".whl":
+                raise ConfigError(f"--wheel must be a .whl file: {path}")
+            key = self.names.wheel_key(path.name)
+            data = path.read_bytes()
+        with translated(f"cannot upload the wheel to {self.names.outputs_bucket}"):
+            try:
+                if self.s3.get_object(Bucket=self.names.outputs_bucket,
+                                      Key=key)["Body"].read() == data:
+                    return key, "unchanged"
+            except self.s3.exceptions.NoSuchKey:
+                pass
+            self.s3.put_object(Bucket=self.names.outputs_bucket, Key=key, Body=data)
+        return key, "uploaded"
+
+    def _latest_ami(self, instance_type: str) -> str:
+        param = ami_parameter(instance_type)
+        with translated(f"cannot find the Amazon Linux 2023 AMI ({param}); pass --ami"):
+            return str(self.session.client("ssm").get_parameter(Name=param)["Parameter"]["Value"])
+
+    def _tier(self, out: list[ResourceStatus], role: str, cfg: DeployConfig, ami: str,
+              instance_type: str, ingress: list[dict[str, Any]]) -> str:
+        n = self.names
+        status, group_id = resources.ensure_security_group(self.ec2, n, role, ingress)
+        self._report(out, "security group", n.security_group(role), status, group_id)
+        data = {
+            "ImageId": ami,
+            "InstanceType": instance_type,
+            "IamInstanceProfile": {"Name": n.role(role)},
+            "SecurityGroupIds": [group_id],
+            "UserData": resources.user_data(render_cloud_init(cfg, role)),
+            "InstanceInitiatedShutdownBehavior": "terminate",
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [
+                {"Key": k, "Value": v} for k, v in n.stack_tags(role).items()]}],
+        }
+        status, template_id = resources.ensure_launch_template(self.ec2, n, role, data)
+        self._report(out, "launch template", n.launch_template(role), status, template_id)
+        return template_id
+
+    def _template_arn(self, template_id: str) -> str:
+        return (f"arn:aws:ec2:{self.names.region}:{self.names.account}:"
+                f"launch-template/{template_id}")
+
+    def _ensure_web_instance(self, out: list[ResourceStatus], template_id: str) -> None:
+        running = resources.stack_instances(self.ec2, self.names, ROLE_WEB,
+                                            states=("pending", "running"))
+        if running:
+            self._report(out, "instance", running[0]["InstanceId"], "unchanged", "web")
+            return
+        with translated("cannot launch the web instance"):
+            launched = _run_with_profile_retry(lambda: self.ec2.run_instances(
+                LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
+                MinCount=1, MaxCount=1))
+        self._report(out, "instance", launched["Instances"][0]["InstanceId"], "created", "web")
+
+    # --- status -----------------------------------------------------------------------------
+
+    def status(self) -> list[ResourceStatus]:
+        """Every resource of the stack, present or not, with a short description."""
+        n = self.names
+        out: list[ResourceStatus] = []
+        for bucket in n.buckets:
+            detail = resources.describe_bucket(self.s3, bucket)
+            out.append(ResourceStatus("bucket", bucket, "present" if detail else "missing",
+                                      detail or ""))
+        for queue in (n.request_queue, n.dead_letter_queue):
+            out.append(self._queue_status(queue))
+        for url in self._reply_queue_urls():
+            out.append(ResourceStatus("queue", url.rsplit("/", 1)[-1], "present", "reply queue"))
+        for role in (ROLE_WORKER, ROLE_WEB):
+            policy = resources.describe_role(self.iam, n.role(role), n.policy(role))
+            if policy is None and role == ROLE_WEB:
+                continue
+            out.append(ResourceStatus(
+                "role", n.role(role), "present" if policy else "missing",
+                f"{len(iam.policy_resources(policy))} resources in its policy" if policy else ""))
+            group = resources.find_security_group(self.ec2, n, role)
+            out.append(ResourceStatus("security group", n.security_group(role),
+                                      "present" if group else "missing", group or ""))
+            template = resources.describe_launch_template(self.ec2, n.launch_template(role))
+            out.append(ResourceStatus(
+                "launch template", n.launch_template(role), "present" if template else "missing",
+                str(template["LaunchTemplateId"]) if template else ""))
+        for inst in resources.stack_instances(self.ec2, n):
+            role = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get("imgrec:role", "?")
+            address = inst.get("PublicDnsName") or inst.get("PublicIpAddress") or ""
+            out.append(ResourceStatus("instance", inst["InstanceId"], inst["State"]["Name"],
+                                      f"{role} {inst.get('InstanceType', '')} {address}".strip()))
+        return out
+
+    def _queue_status(self, queue: str) -> ResourceStatus:
+        try:
+            q = self.broker.open(queue, create=False)
+        except ImgrecError:
+            return ResourceStatus("queue", queue, "missing")
+        depth = q.depth()
+        return ResourceStatus("queue", queue, "present",
+                              f"{depth.visible} waiting, {depth.in_flight} in flight")
+
+    def _reply_queue_urls(self) -> list[str]:
+        with translated("cannot list the stack's reply queues"):
+            urls = self.sqs.list_queues(QueueNamePrefix=self.names.reply_queue_prefix)
+        return [str(u) for u in urls.get("QueueUrls", [])]
+
+    # --- down -------------------------------------------------------------------------------
+
+    def down(self) -> list[ResourceStatus]:
+        """Delete every resource of the stack (instances first); report each."""
+        n = self.names
+        out: list[ResourceStatus] = []
+        self._terminate_instances(out)
+        for role in (ROLE_WEB, ROLE_WORKER):
+            self._report(out, "launch template", n.launch_template(role),
+                         resources.delete_launch_template(self.ec2, n.launch_template(role)))
+            self._report(out, "security group", n.security_group(role),
+                         resources.delete_security_group(self.ec2, n, role))
+            self._report(out, "role", n.role(role), resources.delete_role(self.iam, n.role(role)))
+        for url in self._reply_queue_urls():
+            self.broker.delete_queue(url.rsplit("/", 1)[-1])
+            self._report(out, "queue", url.rsplit("/", 1)[-1], "deleted")
+        for queue in (n.request_queue, n.dead_letter_queue):
+            present = self._queue_status(queue).status == "present"
+            self.broker.delete_queue(queue)
+            self._report(out, "queue", queue, "deleted" if present else "absent")
+        for bucket in n.buckets:
+            self._report(out, "bucket", bucket, resources.delete_bucket(self.s3, bucket))
+        return out
+
+    def _terminate_instances(self, out: list[ResourceStatus], timeout_s: float = 600) -> None:
+        instances = resources.stack_instances(self.ec2, self.names)
+        ids = [i["InstanceId"] for i in instances if i["State"]["Name"] != "shutting-down"]
+        if ids:
+            with translated("cannot terminate the stack's instances"):
+                self.ec2.terminate_instances(InstanceIds=ids)
+        deadline = time.monotonic() + timeout_s
+        while resources.stack_instances(self.ec2, self.names) and time.monotonic() < deadline:
+            time.sleep(5)
+        for instance_id in ids:
+            self._report(out, "instance", instance_id, "terminated")
+
+
+def _same_attrs(current: dict[str, str], wanted: dict[str, str]) -> bool:
+    for key, value in wanted.items():
+        if key == "RedrivePolicy":
+            have = json.loads(current.get(key, "{}"))
+            want = json.loads(value)
+            if (have.get("deadLetterTargetArn") != want["deadLetterTargetArn"]
+                    or str(have.get("maxReceiveCount")) != str(want["maxReceiveCount"])):
+                return False
+        elif current.get(key) != value:
+            return False
+    return True
+
+
+def _run_with_profile_retry(call: Callable[[], Any], attempts: int = 10) -> Any:
+    """A new instance profile takes seconds to reach EC2; RunInstances fails until then."""
+    from botocore.exceptions import ClientError
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ClientError as exc:
+            message = str(exc)
+            if attempt + 1 == attempts or "iamInstanceProfile" not in message:
+                raise
+            log.info("instance profile not visible to EC2 yet; retrying")
+            time.sleep(3)
+    raise AssertionError("unreachable")
+
+
+def open_stack(stack: str, region: str | None, progress: Progress | None = None) -> Stack:
+    from .naming import validate_stack
+
+    session = AwsSession(region)
+    return Stack(session, StackNames(validate_stack(stack), session.account, session.region),
+                 progress)

@@ -1,0 +1,120 @@
+"""``imgrec aws up / status / down / render``: one stack of S3, SQS, IAM and EC2 resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import ImgrecError
+
+aws_app = typer.Typer(help="Provision, inspect and delete a stack on AWS.", no_args_is_help=True)
+
+StackOpt = Annotated[str, typer.Option("--stack", help="Stack name, e.g. demo (names every "
+                                       "resource: demo-requests, demo-inputs-...).")]
+RegionOpt = Annotated[Optional[str], typer.Option(help="AWS region (default: AWS_REGION / "
+                                                   "profile).")]
+
+
+def _print_step(kind: str, name: str, status: str) -> None:
+    typer.echo(f"  {kind:<16} {name:<60} {status}")
+
+
+def _fail(exc: ImgrecError) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(2)
+
+
+@aws_app.command()
+def up(
+    stack: StackOpt,
+    region: RegionOpt = None,
+    instance_type: Annotated[str, typer.Option(help="EC2 instance type of workers/web.")] = (
+        "c7i.large"),
+    ami: Annotated[Optional[str], typer.Option(help="AMI id (default: latest Amazon Linux "
+                                               "2023).")] = None,
+    with_web: Annotated[bool, typer.Option(help="Also run the web tier on an instance.")] = False,
+    allow_cidr: Annotated[Optional[str], typer.Option(help="Who may reach the web tier, e.g. "
+                                                      "203.0.113.7/32 (with --with-web).")] = None,
+    port: Annotated[int, typer.Option(help="Web tier port on its instance.")] = 80,
+    wheel: Annotated[Optional[Path], typer.Option(help="imgrec wheel to install (default: "
+                                                  "build one from this checkout).")] = None,
+    visibility_timeout_s: Annotated[float, typer.Option(help="Request queue visibility "
+                                                        "timeout, seconds.")] = 30.0,
+    max_receives: Annotated[int, typer.Option(help="Deliveries before a request goes to the "
+                                              "dead-letter queue.")] = 5,
+) -> None:
+    """Create the stack's resources, or bring them up to date (safe to run again)."""
+    from ..aws.provision import UpOptions, open_stack
+
+    typer.echo(f"aws up: stack {stack}")
+    try:
+        s = open_stack(stack, region, _print_step)
+        s.up(UpOptions(instance_type=instance_type, ami=ami, with_web=with_web,
+                       allow_cidr=allow_cidr, port=port, wheel=wheel,
+                       visibility_timeout_s=visibility_timeout_s, max_receives=max_receives))
+    except ImgrecError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"stack {stack} is up in {s.names.region}. Run: imgrec serve --backend aws "
+               f"--stack {stack} --region {s.names.region}")
+
+
+@aws_app.command()
+def status(stack: StackOpt, region: RegionOpt = None) -> None:
+    """Show every resource of the stack and its workers."""
+    from ..aws.provision import open_stack
+
+    try:
+        rows = open_stack(stack, region).status()
+    except ImgrecError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"stack {stack}:")
+    for row in rows:
+        typer.echo(f"  {row.kind:<16} {row.name:<60} {row.status:<10} {row.detail}")
+    missing = [r for r in rows if r.status == "missing"]
+    if missing:
+        typer.echo(f"{len(missing)} resource(s) missing: run `imgrec aws up --stack {stack}`")
+
+
+@aws_app.command()
+def down(
+    stack: StackOpt,
+    region: RegionOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete everything `aws up` created for the stack (instances, data, queues, roles)."""
+    from ..aws.provision import open_stack
+
+    if not yes and not typer.confirm(f"delete stack {stack} and all its data?", default=False):
+        raise typer.Exit(1)
+    typer.echo(f"aws down: stack {stack}")
+    try:
+        open_stack(stack, region, _print_step).down()
+    except ImgrecError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"stack {stack} is gone")
+
+
+@aws_app.command()
+def render(
+    out: Annotated[Path, typer.Option(help="Directory to write the files to.")],
+    stack: Annotated[str, typer.Option(help="Stack name.")] = "example",
+    region: Annotated[str, typer.Option(help="AWS region.")] = "eu-west-1",
+    bucket: Annotated[str, typer.Option(help="Bucket holding the wheel.")] = (
+        "example-outputs-123456789012-eu-west-1"),
+    wheel_key: Annotated[str, typer.Option(help="Key of the wheel in the bucket.")] = (
+        "deploy/imgrec-0.1.0-py3-none-any.whl"),
+) -> None:
+    """Write the systemd units and cloud-init user data, e.g. to deploy by hand."""
+    from ..deploy import DeployConfig, render_all
+
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = DeployConfig(stack=stack, region=region, bucket=bucket, wheel_key=wheel_key)
+    for name, text in render_all(cfg).items():
+        (out / name).write_text(text)
+        typer.echo(f"wrote {out / name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(aws_app, name="aws")

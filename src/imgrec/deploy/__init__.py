@@ -1,0 +1,129 @@
+"""Deployment files (systemd units, cloud-init user data), rendered from the templates here.
+
+Templates use ``{{ name }}`` placeholders; a placeholder alone on its line takes a multi-line
+value indented like the placeholder. Unknown or missing names are errors, never blanks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_ALONE = re.compile(r"^(\s*)\{\{\s*(\w+)\s*\}\}\s*$")
+
+WORKER_UNIT = "imgrec-worker.service"
+WEB_UNIT = "imgrec-web.service"
+ENV_FILE = "/etc/imgrec/imgrec.env"
+INSTALL_SCRIPT = "/usr/local/sbin/imgrec-install"
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill a template's placeholders; raise ``KeyError`` naming a missing value."""
+
+    def lookup(name: str) -> str:
+        if name not in values:
+            raise KeyError(f"template value {name!r} missing")
+        return values[name]
+
+    lines: list[str] = []
+    for line in template.splitlines():
+        alone = _ALONE.match(line)
+        if alone:
+            indent, name = alone.groups()
+            lines.extend(f"{indent}{part}" if part else "" for part in lookup(name).splitlines())
+        else:
+            lines.append(_PLACEHOLDER.sub(lambda m: lookup(m.group(1)), line))
+    return "\n".join(lines) + "\n"
+
+
+def template(name: str) -> str:
+    return resources.files(__name__).joinpath(f"{name}.in").read_text()
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What the deployment files of one stack depend on.
+
+    ``prefix`` is the virtualenv imgrec is installed into on the instance; ``python`` the
+    interpreter package of the AMI (3.11 or newer).
+    """
+
+    stack: str
+    region: str
+    bucket: str
+    wheel_key: str
+    visibility_timeout_s: float = 30.0
+    sync_timeout_s: float = 30.0
+    port: int = 80
+    prefix: str = "/opt/imgrec"
+    model: str = "mobilenet_v2"
+    python: str = "python3.11"  # a package name and a command on the AMI (Amazon Linux 2023)
+
+    @property
+    def wheel_name(self) -> str:
+        return self.wheel_key.rsplit("/", 1)[-1]
+
+    def stop_timeout_s(self, role: str) -> int:
+        # A worker must exit before the requests in hand become visible again elsewhere;
+        # the web tier needs the synchronous wait plus a little to finish its answers.
+        if role == "worker":
+            return max(5, int(self.visibility_timeout_s) - 5)
+        return int(self.sync_timeout_s) + 10
+
+
+def unit_name(role: str) -> str:
+    return WORKER_UNIT if role == "worker" else WEB_UNIT
+
+
+def render_unit(cfg: DeployConfig, role: str) -> str:
+    """The systemd unit of the worker or the web tier."""
+    return render(template(unit_name(role)), {
+        "stack": cfg.stack, "prefix": cfg.prefix, "port": str(cfg.port),
+        "env_file": ENV_FILE, "stop_timeout_s": str(cfg.stop_timeout_s(role)),
+    })
+
+
+def render_env(cfg: DeployConfig, role: str) -> str:
+    """The ``IMGREC_*`` environment of the service (no credentials: the instance profile)."""
+    lines = [
+        "IMGREC_BACKEND=aws",
+        f"IMGREC_STACK={cfg.stack}",
+        f"IMGREC_REGION={cfg.region}",
+        f"AWS_DEFAULT_REGION={cfg.region}",
+        f"IMGREC_MODEL={cfg.model}",
+        f"IMGREC_VISIBILITY_TIMEOUT_S={cfg.visibility_timeout_s:g}",
+        f"IMGREC_SYNC_TIMEOUT_S={cfg.sync_timeout_s:g}",
+    ]
+    if role == "worker":
+        lines.append("IMGREC_WORKERS=1")  # one worker per instance, using all its cores
+    return "\n".join(lines)
+
+
+def render_install_script(cfg: DeployConfig, role: str) -> str:
+    return render(template("imgrec-install.sh"), {
+        "prefix": cfg.prefix, "python": cfg.python, "region": cfg.region, "bucket": cfg.bucket,
+        "wheel_key": cfg.wheel_key, "wheel_name": cfg.wheel_name, "env_file": ENV_FILE,
+        "unit": unit_name(role),
+    })
+
+
+def render_cloud_init(cfg: DeployConfig, role: str) -> str:
+    """The instance's user data: install the wheel from the stack's bucket, start the unit."""
+    return render(template("cloud-init.yaml"), {
+        "stack": cfg.stack, "role": role, "python": cfg.python,
+        "env_file": ENV_FILE, "env": render_env(cfg, role),
+        "unit_path": f"/etc/systemd/system/{unit_name(role)}", "unit": render_unit(cfg, role),
+        "install_path": INSTALL_SCRIPT, "install": render_install_script(cfg, role),
+    })
+
+
+def render_all(cfg: DeployConfig) -> dict[str, str]:
+    """Every deployment file of a stack, by file name (``imgrec aws render`` writes these)."""
+    return {
+        WORKER_UNIT: render_unit(cfg, "worker"),
+        WEB_UNIT: render_unit(cfg, "web"),
+        "cloud-init-worker.yaml": render_cloud_init(cfg, "worker"),
+        "cloud-init-web.yaml": render_cloud_init(cfg, "web"),
+    }

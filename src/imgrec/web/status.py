@@ -1,0 +1,89 @@
+"""``GET /api/v1/status``: queue depth, workers, scaling decisions, throughput and history.
+
+Works with the autoscaler (``mode: autoscale``), pinned workers (``mode: fixed``) and a web tier
+without workers (``imgrec web``: no fleet, no controller, empty lists).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ..concurrency import run_blocking
+from ..ports import Fleet, WorkerInfo, WorkerState
+
+router = APIRouter()
+
+_STATES = (WorkerState.STARTING, WorkerState.READY, WorkerState.BUSY, WorkerState.DRAINING)
+
+
+def _worker_entry(w: WorkerInfo, pids: dict[str, int], ready: dict[str, float]) -> dict[str, Any]:
+    return {
+        "id": w.worker_id, "state": w.state.value, "processed": w.processed,
+        "launched_at": w.launched_at, "idle_since": w.idle_since,
+        "pid": pids.get(w.worker_id), "ready_s": ready.get(w.worker_id),
+    }
+
+
+def _workers(fleet: Fleet | None) -> dict[str, Any]:
+    workers = fleet.list() if fleet is not None else []
+    pids: dict[str, int] = getattr(fleet, "pids", dict)()
+    ready: dict[str, float] = getattr(fleet, "ready_seconds", dict)()
+    by_state = {s.value: 0 for s in _STATES}
+    for w in workers:
+        if w.state.value in by_state:
+            by_state[w.state.value] += 1
+    return {
+        "total": sum(by_state.values()),
+        "by_state": by_state,
+        "list": [_worker_entry(w, pids, ready) for w in workers],
+    }
+
+
+def build_status(app_state: Any) -> dict[str, Any]:
+    """The status document (blocking: reads the queue and the fleet)."""
+    rt = app_state.runtime
+    fleet: Fleet | None = getattr(app_state, "fleet", None)
+    controller = getattr(app_state, "controller", None)
+    depth = rt.backend.requests.depth()
+    dead = rt.backend.dead_letters.depth()
+    stats = rt.metrics.recent.stats()
+    settings = rt.settings
+    scaling: dict[str, Any] = {
+        "mode": "fixed" if settings.workers is not None else "autoscale",
+        "min": settings.workers if settings.workers is not None else settings.min_workers,
+        "max": settings.workers if settings.workers is not None else settings.max_workers,
+        "decisions": [],
+        "launch_to_ready_s": None,
+    }
+    history: list[dict[str, Any]] = []
+    if controller is not None:
+        scaling.update(mode=controller.mode, min=controller.settings.min_workers,
+                       max=controller.settings.max_workers, launch_to_ready_s=controller.boot_s())
+        scaling["decisions"] = [
+            {"time": d.time, "launch": d.launch, "drain": list(d.drain), "reason": d.reason}
+            for d in controller.recent_decisions()
+        ]
+        history = [
+            {"t": h.t, "visible": h.visible, "in_flight": h.in_flight, "workers": h.workers,
+             "busy": h.busy, "answered_per_s": h.answered_per_s, "p50_ms": h.p50_ms}
+            for h in controller.recent_history()
+        ]
+    return {
+        "time": time.time(),
+        "backend": rt.backend.description,
+        "queue": {"visible": depth.visible, "in_flight": depth.in_flight,
+                  "dead_letter": dead.visible + dead.in_flight},
+        "workers": _workers(fleet),
+        "scaling": scaling,
+        "throughput": {"answered_per_s": stats.answered_per_s,
+                       "latency_ms": {"p50": stats.p50_ms, "p95": stats.p95_ms}},
+        "history": history,
+    }
+
+
+@router.get("/api/v1/status", summary="Queue, workers, scaling decisions and throughput")
+async def status(request: Request) -> dict[str, Any]:
+    return await run_blocking(build_status, request.app.state)

@@ -1,0 +1,46 @@
+"""schemathesis fuzzes every operation of the OpenAPI schema of a running server: no 5xx.
+
+Bounded: at most 50 examples per operation and about 20 s of fuzzing. A failure prints the
+seed; rerun with ``schemathesis run <url>/openapi.json --seed <seed>`` to reproduce it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.helpers.server import run_server
+
+MAX_EXAMPLES = 50
+MAX_TIME_S = 20
+
+
+def _schemathesis() -> str:
+    found = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
+    if not Path(found).exists():
+        pytest.fail("schemathesis is not installed (pip install schemathesis)")
+    return found
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(tmp_path: Path) -> None:
+    env = {"IMGREC_SYNC_TIMEOUT_S": "20", "IMGREC_MAX_UPLOAD_BYTES": "200000"}
+    with run_server(tmp_path / "state", "--workers", "1", env=env) as srv:
+        run = subprocess.run(
+            [_schemathesis(), "run", f"{srv.url}/openapi.json",
+             "--checks", "not_a_server_error",
+             "--phases", "examples,coverage,fuzzing",
+             "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_TIME_S),
+             "--request-timeout", "30", "--workers", "1",
+             "--generation-database", "none", "--no-color"],
+            capture_output=True, text=True, timeout=MAX_TIME_S + 60, cwd=tmp_path,
+        )
+        still_up = httpx.get(f"{srv.url}/healthz", timeout=10).status_code
+        log = srv.log()
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "passed" in run.stdout
+    assert still_up == 200
+    assert "Traceback" not in log, log[-4000:]
