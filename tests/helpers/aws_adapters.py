@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.helpers.server import free_port
 
 STORE_ADAPTERS = ["s3-moto", "s3-seaweedfs"]

@@ -49,14 +49,18 @@ def test_a_worker_killed_mid_batch_costs_no_request(
 
 
 def _kill_a_busy_worker(state: Path) -> tuple[str, set[str]]:
-    """SIGKILL a worker while it classifies a batch; return its id and the requests in flight."""
+    """SIGKILL a worker while batches are in flight; return its id and the requests held.
+
+    Under this load both workers hold a batch nearly all the time (the queue does not record
+    which worker holds which message, so the victim is simply the first one).
+    """
+    pids = support.worker_pids(state)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        busy = {w: rec for w, rec in support.heartbeats(state).items() if rec["state"] == "busy"}
         held = support.in_flight_request_ids(state)
-        if busy and held:
-            victim, record = next(iter(busy.items()))
-            os.kill(int(record["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        if len(held) >= 2:
+            victim, pid = sorted(pids.items())[0]
+            os.kill(pid, signal.SIGKILL)
             return victim, held
-        time.sleep(0.01)
-    raise AssertionError("no worker became busy")
+        time.sleep(0.005)
+    raise AssertionError("no requests were ever in flight")

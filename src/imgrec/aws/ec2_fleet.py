@@ -9,6 +9,7 @@ the ones this process launched, so two web tiers cannot overshoot it together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -17,9 +18,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .. import keys
 from ..backend import Backend
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, ImgrecError
 from ..heartbeat import HeartbeatRecord, read_heartbeats
 from ..ports import ObjectStore, WorkerInfo, WorkerState
 from . import resources
@@ -129,10 +131,8 @@ class Ec2Fleet:
         with translated("cannot terminate worker instances"):
             self.ec2.terminate_instances(InstanceIds=list(ids))
         for worker_id in ids:
-            try:
-                self.store.delete(f"heartbeats/{worker_id}.json")
-            except Exception:  # noqa: BLE001 - a stale heartbeat is harmless
-                pass
+            with contextlib.suppress(ImgrecError):  # a stale heartbeat is harmless
+                self.store.delete(keys.heartbeat_key(worker_id))
         log.info("terminating worker instance(s): %s", ", ".join(ids))
 
     def close(self) -> None:

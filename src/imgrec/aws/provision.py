@@ -151,6 +151,8 @@ class Stack:
 
     def _upload_wheel(self, wheel: Path | None) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(prefix="imgrec-wheel-") as tmp:
+            if wheel is None:
+                self.progress("wheel", "building from this checkout", "...")
             path = wheel or build_wheel(Path(tmp))
             if not path.is_file() or path.suffix != ".whl":
                 raise ConfigError(f"--wheel must be a .whl file: {path}")

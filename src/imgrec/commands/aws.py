@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ aws_app = typer.Typer(help="Provision, inspect and delete a stack on AWS.", no_a
 
 StackOpt = Annotated[str, typer.Option("--stack", help="Stack name, e.g. demo (names every "
                                        "resource: demo-requests, demo-inputs-...).")]
-RegionOpt = Annotated[Optional[str], typer.Option(help="AWS region (default: AWS_REGION / "
+RegionOpt = Annotated[str | None, typer.Option(help="AWS region (default: AWS_REGION / "
                                                    "profile).")]
 
 
@@ -32,13 +32,13 @@ def up(
     region: RegionOpt = None,
     instance_type: Annotated[str, typer.Option(help="EC2 instance type of workers/web.")] = (
         "c7i.large"),
-    ami: Annotated[Optional[str], typer.Option(help="AMI id (default: latest Amazon Linux "
+    ami: Annotated[str | None, typer.Option(help="AMI id (default: latest Amazon Linux "
                                                "2023).")] = None,
     with_web: Annotated[bool, typer.Option(help="Also run the web tier on an instance.")] = False,
-    allow_cidr: Annotated[Optional[str], typer.Option(help="Who may reach the web tier, e.g. "
+    allow_cidr: Annotated[str | None, typer.Option(help="Who may reach the web tier, e.g. "
                                                       "203.0.113.7/32 (with --with-web).")] = None,
     port: Annotated[int, typer.Option(help="Web tier port on its instance.")] = 80,
-    wheel: Annotated[Optional[Path], typer.Option(help="imgrec wheel to install (default: "
+    wheel: Annotated[Path | None, typer.Option(help="imgrec wheel to install (default: "
                                                   "build one from this checkout).")] = None,
     visibility_timeout_s: Annotated[float, typer.Option(help="Request queue visibility "
                                                         "timeout, seconds.")] = 30.0,

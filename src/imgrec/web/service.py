@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -10,7 +11,7 @@ from typing import Literal
 from .. import keys
 from ..backend import Backend
 from ..concurrency import run_blocking
-from ..errors import ObjectNotFound
+from ..errors import ImgrecError, ObjectNotFound
 from ..messages import ClassifyRequest, ClassifyResult
 from .errors import ApiError
 from .replies import ReplyDispatcher
@@ -59,7 +60,13 @@ class ClassifyService:
 
     def _enqueue(self, request: ClassifyRequest, data: bytes) -> None:
         self.backend.store.put(request.key, data)
-        self.backend.requests.send([request.encode()])
+        try:
+            self.backend.requests.send([request.encode()])
+        except ImgrecError:
+            # Not queued: the client gets an error and no id, so the image would be an orphan.
+            with contextlib.suppress(ImgrecError):
+                self.backend.store.delete(request.key)
+            raise
 
     async def wait(self, request_id: str, future: asyncio.Future[ClassifyResult]) -> ClassifyResult:
         """The result, or 504 with the job id to poll once ``sync_timeout_s`` has passed."""

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import aws_adapters
 from tests.helpers.aws_adapters import Endpoint
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.helpers.aws_adapters import Endpoint
 
 from imgrec.aws.backend import open_aws_backend
 from imgrec.aws.ec2_fleet import Ec2Fleet, open_ec2_fleet
@@ -13,7 +14,6 @@ from imgrec.aws.provision import UpOptions, open_stack
 from imgrec.config import load_settings
 from imgrec.heartbeat import Heartbeat
 from imgrec.ports import WorkerState
-from tests.helpers.aws_adapters import Endpoint
 
 pytestmark = pytest.mark.aws
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.aws_adapters import Endpoint
 from typer.testing import CliRunner
 
 from imgrec.aws import iam
 from imgrec.aws.provision import Stack, UpOptions, open_stack
 from imgrec.cli import app
 from imgrec.errors import ConfigError
-from tests.helpers.aws_adapters import Endpoint
 
 pytestmark = pytest.mark.aws
 

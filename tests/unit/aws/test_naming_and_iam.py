@@ -1,0 +1,87 @@
+"""Stack names and IAM policy documents (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgrec.aws import iam
+from imgrec.aws.ec2_fleet import worker_state
+from imgrec.aws.naming import StackNames, validate_stack
+from imgrec.aws.provision import ami_parameter
+from imgrec.aws.sqs_queue import queue_attributes, wait_seconds
+from imgrec.errors import ConfigError
+from imgrec.heartbeat import HeartbeatRecord
+from imgrec.ports import WorkerState
+
+NAMES = StackNames("demo", "123456789012", "eu-west-1")
+
+
+def test_one_naming_scheme() -> None:
+    assert NAMES.request_queue == "demo-requests"
+    assert NAMES.dead_letter_queue == "demo-requests-dead"
+    assert NAMES.queue("replies-ab12") == "demo-replies-ab12"
+    assert NAMES.inputs_bucket == "demo-inputs-123456789012-eu-west-1"
+    assert NAMES.role("worker") == NAMES.launch_template("worker") == "demo-worker"
+
+
+@pytest.mark.parametrize("bad", ["", "Demo", "1abc", "a_b", "a--b", "ab-", "a" * 21, "a.b"])
+def test_bad_stack_names_are_rejected(bad: str) -> None:
+    with pytest.raises(ConfigError, match="invalid stack name"):
+        validate_stack(bad)
+
+
+def test_worker_policy_names_only_the_stacks_buckets_and_queues() -> None:
+    policy = iam.worker_policy(NAMES)
+    for resource in iam.policy_resources(policy):
+        assert ("demo-inputs-123456789012-eu-west-1" in resource
+                or "demo-outputs-123456789012-eu-west-1" in resource
+                or resource.endswith(":demo-requests") or resource.endswith(":demo-replies-*"))
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert not any(a.endswith("*") for a in actions)
+    assert "sqs:CreateQueue" not in actions and "s3:DeleteObject" not in actions
+
+
+def test_web_policy_limits_ec2_to_the_stack() -> None:
+    arn = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-1"
+    policy = iam.web_policy(NAMES, arn)
+    for statement in policy["Statement"]:
+        if statement["Resource"] == ["*"]:
+            assert "Condition" in statement or statement["Action"] == ["ec2:DescribeInstances"]
+
+
+@pytest.mark.parametrize(("wait", "seconds"), [(0, 0), (0.004, 0), (0.5, 1), (1.0, 1),
+                                                (2.4, 2), (60, 20)])
+def test_sqs_waits_are_whole_seconds_up_to_20(wait: float, seconds: int) -> None:
+    assert wait_seconds(wait) == seconds
+
+
+def test_queue_attributes_cap_messages_at_1024_bytes_and_redrive() -> None:
+    attrs = queue_attributes(visibility_s=30, dead_letter_arn="arn:dlq", max_receives=4)
+    assert attrs["MaximumMessageSize"] == "1024"
+    assert '"maxReceiveCount": "4"' in attrs["RedrivePolicy"]
+
+
+@pytest.mark.parametrize(("instance_type", "arch"), [("c7i.large", "x86_64"),
+                                                      ("t4g.small", "arm64"),
+                                                      ("c6gn.large", "arm64"),
+                                                      ("g5.xlarge", "x86_64")])
+def test_default_ami_matches_the_cpu(instance_type: str, arch: str) -> None:
+    assert ami_parameter(instance_type).endswith(arch)
+
+
+def _beat(state: WorkerState) -> HeartbeatRecord:
+    return HeartbeatRecord("i-1", state, 1.0, 2.0, None, 0, 1, "h")
+
+
+@pytest.mark.parametrize(("ec2", "beat", "state"), [
+    ("pending", None, WorkerState.STARTING),
+    ("running", None, WorkerState.STARTING),
+    ("running", WorkerState.READY, WorkerState.READY),
+    ("running", WorkerState.BUSY, WorkerState.BUSY),
+    ("running", WorkerState.STOPPED, WorkerState.DRAINING),
+    ("shutting-down", WorkerState.READY, WorkerState.DRAINING),
+])
+def test_worker_state_from_instance_and_heartbeat(
+    ec2: str, beat: WorkerState | None, state: WorkerState
+) -> None:
+    assert worker_state(ec2, _beat(beat) if beat else None) == state
