@@ -78,13 +78,18 @@ class Worker:
         A stop request takes effect between batches: the batch in hand is always finished.
         """
         self.heartbeat.beat(WorkerState.READY)
+        busy = False
         while not stop.is_set():
+            # Right after a batch, look without waiting: an empty queue then shows READY at
+            # once, so the autoscaler sees an idle worker as soon as the work runs out.
+            wait_s = 0.0 if (until_empty or busy) else self.settings.poll_wait_s
             try:
-                messages = self._receive(0.0 if until_empty else self.settings.poll_wait_s)
+                messages = self._receive(wait_s)
             except BackendUnavailable as exc:
                 log.warning("cannot receive requests: %s; retrying in %.0f s", exc, _BACKOFF_S)
                 stop.wait(_BACKOFF_S)
                 continue
+            busy = bool(messages)
             if not messages:
                 self.heartbeat.beat(WorkerState.READY, processed=self.counters.received)
                 if until_empty:
@@ -92,12 +97,14 @@ class Worker:
                 continue
             self.heartbeat.beat(WorkerState.BUSY)
             try:
-                self.handle(messages)
+                self.handle_isolating_redeliveries(messages)
             except BackendUnavailable as exc:
                 # Not deleted: the requests come back after the visibility timeout.
                 log.warning("batch of %d left for redelivery: %s", len(messages), exc)
                 stop.wait(_BACKOFF_S)
-            self.heartbeat.beat(WorkerState.READY, processed=self.counters.received)
+            # Stay BUSY until a receive comes back empty: between two batches of a steady load
+            # the worker is not idle, and must not look drainable.
+            self.heartbeat.beat(WorkerState.BUSY, processed=self.counters.received)
         self.heartbeat.beat(WorkerState.STOPPED, processed=self.counters.received)
         return self.counters
 
@@ -110,6 +117,20 @@ class Worker:
             first_wait_s=first_wait_s,
             fill_wait_s=self.settings.batch_wait_ms / 1000,
         )
+
+    def handle_isolating_redeliveries(self, messages: Sequence[Message]) -> None:
+        """Handle the fresh requests as one batch, then each redelivered request on its own.
+
+        A request that kills its worker (out of memory, a decoder crash) takes its batch-mates
+        down with it, and they all come back with a higher receive count. Classifying those
+        one at a time means only the culprit goes on to the dead-letter queue.
+        """
+        fresh = [m for m in messages if m.receive_count <= 1]
+        if fresh:
+            self.handle(fresh)
+        for message in messages:
+            if message.receive_count > 1:
+                self.handle([message])
 
     def handle(self, messages: Sequence[Message]) -> None:
         """Classify, store, answer and delete one batch of request messages."""

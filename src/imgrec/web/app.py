@@ -67,14 +67,16 @@ class Runtime:
         self.backend = backend or open_backend(settings)
         self.reply_queue_name = keys.reply_queue_name()
         reply_queue = self.backend.broker.open(self.reply_queue_name)
-        self.dispatcher = ReplyDispatcher(reply_queue, self.backend.store)
+        self.metrics = WebMetrics(self.backend)
+        self.dispatcher = ReplyDispatcher(
+            reply_queue, self.backend.store, on_tracked_answer=self.metrics.observe
+        )
         self.service = ClassifyService(
             self.backend, self.dispatcher, self.reply_queue_name,
             sync_timeout_s=settings.sync_timeout_s,
         )
         self.dead_letters = DeadLetterResponder(self.backend)
         self.limits = ClientConcurrency(settings.max_concurrent_per_client)
-        self.metrics = WebMetrics(self.backend)
         self.extras: list[Any] = []
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:

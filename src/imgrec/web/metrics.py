@@ -26,11 +26,11 @@ class WebMetrics:
         self.backend = backend
         self.registry = CollectorRegistry()
         self.answered = Counter(
-            "imgrec_requests_answered", "Synchronous requests answered, by outcome.",
+            "imgrec_requests_answered", "Requests answered (synchronous and jobs), by outcome.",
             ["outcome"], registry=self.registry,
         )
         self.latency = Histogram(
-            "imgrec_request_latency_seconds", "Upload to answer, synchronous requests.",
+            "imgrec_request_latency_seconds", "Upload to answer, synchronous requests and jobs.",
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
         self.queue_visible = Gauge(

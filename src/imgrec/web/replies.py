@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 
 from .. import keys
 from ..errors import BackendUnavailable, ImgrecError, ObjectNotFound
@@ -19,15 +22,24 @@ from ..ports import ObjectStore, Queue
 log = logging.getLogger(__name__)
 _RECEIVE_BATCH = 10
 _BACKOFF_S = 1.0
+_MAX_TRACKED = 100_000
+
+AnswerHook = Callable[[ClassifyResult, float], None]
 
 
 class ReplyDispatcher:
     """Delivers replies to waiters registered with ``expect(request_id)``."""
 
-    def __init__(self, queue: Queue, store: ObjectStore, *, poll_wait_s: float = 1.0) -> None:
+    def __init__(
+        self, queue: Queue, store: ObjectStore, *, poll_wait_s: float = 1.0,
+        on_tracked_answer: AnswerHook | None = None,
+    ) -> None:
         self.queue = queue
         self.store = store
         self.poll_wait_s = poll_wait_s
+        self.on_tracked_answer = on_tracked_answer
+        # Asynchronous jobs nobody waits for: their replies only feed the throughput figures.
+        self._tracked: OrderedDict[str, float] = OrderedDict()
         self.duplicates = 0
         self.unclaimed = 0
         self._waiters: dict[str, asyncio.Future[ClassifyResult]] = {}
@@ -53,6 +65,13 @@ class ReplyDispatcher:
         with self._lock:
             self._waiters[request_id] = future
         return future
+
+    def track(self, request_id: str) -> None:
+        """Note when an asynchronous job was submitted; its reply reports the job's latency."""
+        with self._lock:
+            self._tracked[request_id] = time.monotonic()
+            if len(self._tracked) > _MAX_TRACKED:
+                self._tracked.popitem(last=False)
 
     def forget(self, request_id: str) -> None:
         """Stop waiting (the request timed out or its client went away)."""
@@ -93,8 +112,12 @@ class ReplyDispatcher:
             return
         with self._lock:
             future = self._waiters.pop(reply.request_id, None)
+            submitted = self._tracked.pop(reply.request_id, None) if future is None else None
         if future is None:
-            self.unclaimed += 1
+            if submitted is not None and reply.result is not None and self.on_tracked_answer:
+                self.on_tracked_answer(reply.result, time.monotonic() - submitted)
+            else:
+                self.unclaimed += 1
             return
         result = reply.result or self._fetch(reply.request_id)
         if result is None:

@@ -45,10 +45,12 @@ class ClassifyService:
         """Store the image and queue its request; with ``wait`` also register for the reply."""
         request_id = keys.new_request_id()
         future = self.dispatcher.expect(request_id) if wait else None
+        if not wait:
+            self.dispatcher.track(request_id)
         request = ClassifyRequest(
             request_id=request_id,
             key=keys.input_key(request_id),
-            reply_to=self.reply_queue if wait else None,
+            reply_to=self.reply_queue,
             sent_at=time.time(),
         )
         try:

@@ -57,3 +57,29 @@ def test_a_reference_reply_is_resolved_from_the_store(tmp_path: Path) -> None:
         assert asyncio.run(scenario()) == _result("c" * 32)
     finally:
         dispatcher.stop()
+
+
+def test_replies_to_tracked_jobs_report_their_latency(tmp_path: Path) -> None:
+    queue = SqliteBroker(tmp_path / "q.db").open("replies-t")
+    seen: list[tuple[str, float]] = []
+    dispatcher = ReplyDispatcher(
+        queue, DirectoryStore(tmp_path / "o"), poll_wait_s=0.2,
+        on_tracked_answer=lambda result, latency: seen.append((result.request_id, latency)),
+    )
+
+    async def scenario() -> None:
+        dispatcher.start(asyncio.get_running_loop())
+        dispatcher.track("d" * 32)
+        queue.send([Reply("d" * 32, _result("d" * 32)).encode()])
+        for _ in range(100):
+            if seen:
+                return
+            await asyncio.sleep(0.02)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        dispatcher.stop()
+    assert [rid for rid, _ in seen] == ["d" * 32]
+    assert 0 <= seen[0][1] < 5
+    assert dispatcher.unclaimed == 0
