@@ -123,14 +123,15 @@ class Worker:
 
         A request that kills its worker (out of memory, a decoder crash) takes its batch-mates
         down with it, and they all come back with a higher receive count. Classifying those
-        one at a time means only the culprit goes on to the dead-letter queue.
+        one at a time, the least-received first (the culprit tends to have been received the
+        most), means that in general only the culprit goes on to the dead-letter queue.
         """
         fresh = [m for m in messages if m.receive_count <= 1]
         if fresh:
             self.handle(fresh)
-        for message in messages:
-            if message.receive_count > 1:
-                self.handle([message])
+        suspects = [m for m in messages if m.receive_count > 1]
+        for message in sorted(suspects, key=lambda m: m.receive_count):
+            self.handle([message])
 
     def handle(self, messages: Sequence[Message]) -> None:
         """Classify, store, answer and delete one batch of request messages."""

@@ -79,6 +79,7 @@ def test_a_request_that_kills_its_worker_is_dead_lettered_and_answered(
             sender = threading.Thread(target=lambda: poisoned.extend(
                 support.classify_all(url, [("poison.png", poison)], concurrency=1)))
             sender.start()
+            _wait_for_first_delivery(state)
             # Others keep being served while the poison kills workers and is retried.
             served = support.classify_all(url, good, concurrency=8)
             sender.join(timeout=120)
@@ -109,3 +110,13 @@ def _oom_kills(group: Path) -> int:
         if line.startswith("oom_kill "):
             return int(line.split()[1])
     return 0
+
+
+def _wait_for_first_delivery(state: Path) -> None:
+    """Wait until a worker holds the poison. (Requests received together with it at its first
+    delivery die with it and would reach the dead-letter queue too with MAX_RECEIVES=2; the
+    worker keeps later fresh requests apart from redelivered ones.)"""
+    deadline = time.monotonic() + 30
+    while not support.in_flight_request_ids(state):
+        assert time.monotonic() < deadline, "the poison was never received"
+        time.sleep(0.01)

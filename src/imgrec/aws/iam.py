@@ -51,6 +51,9 @@ def worker_policy(names: StackNames) -> Policy:
             _statement("ListOutputs", ["s3:ListBucket"], [names.bucket_arn(out)]),
             _statement("ConsumeRequests", _CONSUME, [names.queue_arn(names.request_queue)]),
             _statement("AnswerReplies", ["sqs:SendMessage", "sqs:GetQueueUrl"], [replies]),
+            # The backend looks the dead-letter queue up at start; workers never touch it.
+            _statement("FindDeadLetters", ["sqs:GetQueueUrl"],
+                       [names.queue_arn(names.dead_letter_queue)]),
         ],
     }
 

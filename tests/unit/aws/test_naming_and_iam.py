@@ -35,7 +35,7 @@ def test_worker_policy_names_only_the_stacks_buckets_and_queues() -> None:
     for resource in iam.policy_resources(policy):
         assert ("demo-inputs-123456789012-eu-west-1" in resource
                 or "demo-outputs-123456789012-eu-west-1" in resource
-                or resource.endswith(":demo-requests") or resource.endswith(":demo-replies-*"))
+                or resource.endswith((":demo-requests", ":demo-requests-dead", ":demo-replies-*")))
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert not any(a.endswith("*") for a in actions)
     assert "sqs:CreateQueue" not in actions and "s3:DeleteObject" not in actions
