@@ -21,7 +21,14 @@ from . import keys
 from .backend import Backend
 from .batching import apply_batch, collect_batch
 from .config import Settings
-from .errors import BackendUnavailable, ImageError, ImgrecError, ObjectNotFound, QueueNotFound
+from .errors import (
+    BackendUnavailable,
+    ImageError,
+    ImgrecError,
+    ObjectNotFound,
+    QueueNotFound,
+    StorageFull,
+)
 from .heartbeat import Heartbeat
 from .messages import ClassifyRequest, ClassifyResult, MessageError, Reply, TopPrediction
 from .model.classifier import Classification, Classifier
@@ -85,7 +92,7 @@ class Worker:
             wait_s = 0.0 if (until_empty or busy) else self.settings.poll_wait_s
             try:
                 messages = self._receive(wait_s)
-            except BackendUnavailable as exc:
+            except (BackendUnavailable, StorageFull) as exc:
                 log.warning("cannot receive requests: %s; retrying in %.0f s", exc, _BACKOFF_S)
                 stop.wait(_BACKOFF_S)
                 continue
@@ -98,7 +105,7 @@ class Worker:
             self.heartbeat.beat(WorkerState.BUSY)
             try:
                 self.handle_isolating_redeliveries(messages)
-            except BackendUnavailable as exc:
+            except (BackendUnavailable, StorageFull) as exc:
                 # Not deleted: the requests come back after the visibility timeout.
                 log.warning("batch of %d left for redelivery: %s", len(messages), exc)
                 stop.wait(_BACKOFF_S)

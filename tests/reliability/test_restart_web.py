@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,8 +42,8 @@ def test_jobs_accepted_before_a_restart_are_answered_after_it(
         assert answer["result"]["class_index"] == bare_top1[jobs[job_id]], jobs[job_id]
 
 
-def _poll_until_done(url: str, ids: list[str], timeout_s: float) -> dict[str, dict[str, object]]:
-    answers: dict[str, dict[str, object]] = {}
+def _poll_until_done(url: str, ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+    answers: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=url, timeout=10) as client:
         while len(answers) < len(ids):

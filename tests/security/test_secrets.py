@@ -47,6 +47,8 @@ def test_no_new_secrets_in_the_repository(tmp_path: Path) -> None:
     # The hook rewrites line numbers in its baseline; give it a copy, not the repo's file.
     baseline = tmp_path / "baseline.json"
     shutil.copy(BASELINE, baseline)
-    run = subprocess.run([str(hook), "--baseline", str(baseline), *_repo_files()],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    command = [str(hook), "--baseline", str(baseline), *_repo_files()]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    if run.returncode == 3:  # only the known secrets' line numbers moved: check once more
+        run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
