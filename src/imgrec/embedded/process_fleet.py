@@ -55,13 +55,15 @@ class FleetEvents:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as ``IMGREC_*`` variables, so a child process sees exactly the same ones."""
+    """The settings as ``IMGREC_*`` variables, so a child process sees the same ones.
+
+    Secrets (the API key) are left out: workers never need them, and a child's environment
+    is readable in ``/proc``.
+    """
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
-        if value is None:
+        if value is None or hasattr(value, "get_secret_value"):
             continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
         env[f"IMGREC_{name.upper()}"] = str(value)
     return env
 
@@ -88,6 +90,7 @@ class ProcessFleet:
         self._procs: dict[str, _Process] = {}
         self._lock = threading.Lock()
         self._env = {**os.environ, **settings_env(settings)}
+        self._env.pop("IMGREC_API_KEY", None)
         self._env["IMGREC_STATE_DIR"] = str(settings.state_dir.resolve())
 
     def launch(self, count: int) -> list[str]:
