@@ -15,11 +15,14 @@ from botocore.config import Config
 from ..errors import ConfigError
 from .errors import translated
 
+# An unreachable endpoint must fail a call within seconds, not minutes (botocore's defaults:
+# 60 s connect and read timeouts, retried): a refused connection fails in well under a second,
+# a silent endpoint in 3 x 10 s (S3 PUTs 3 x 11 s: they wait 1 s for "100 Continue"). SQS long
+# polls are kept below the read timeout (``sqs_queue.long_poll_cap``); nothing else needs more.
 _CONFIG = Config(
-    retries={"max_attempts": 4, "mode": "standard"},
-    connect_timeout=5,
-    # Long polls last up to 20 s; the read timeout must exceed them.
-    read_timeout=30,
+    retries={"total_max_attempts": 3, "mode": "standard"},  # 2 retries
+    connect_timeout=2,
+    read_timeout=10,
     max_pool_connections=32,
 )
 

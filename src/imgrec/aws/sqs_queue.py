@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 SQS_BATCH = 10
 MAX_WAIT_S = 20
 MAX_VISIBILITY_S = 43_200
+_LONG_POLL_MARGIN_S = 2
 _STALE_RECEIPT = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight",
                   "AWS.SimpleQueueService.MessageNotInflight"}
 _QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
@@ -32,6 +33,19 @@ _QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
 def wait_seconds(wait_s: float) -> int:
     """SQS's WaitTimeSeconds for a wait: whole seconds, 0-20 (under half a second: no wait)."""
     return max(0, min(MAX_WAIT_S, int(wait_s + 0.5)))
+
+
+def long_poll_cap(client: Any) -> int:
+    """The longest long poll the client's read timeout allows, with a 2 s margin (0-20 s).
+
+    A long poll must end before the read timeout, or every idle receive would time out; a
+    short read timeout is what makes a silent endpoint fail fast.
+    """
+    config = getattr(getattr(client, "meta", None), "config", None)
+    seconds = getattr(config, "read_timeout", None)
+    if not isinstance(seconds, (int, float)):
+        return MAX_WAIT_S
+    return max(0, min(MAX_WAIT_S, int(seconds) - _LONG_POLL_MARGIN_S))
 
 
 def visibility_seconds(visibility_s: float) -> int:
@@ -49,6 +63,7 @@ class SqsQueue:
         self.client = client
         self.url = url
         self.name = name
+        self._max_wait = long_poll_cap(client)
 
     def send(self, bodies: Sequence[str]) -> list[str]:
         ids: list[str] = []
@@ -71,7 +86,7 @@ class SqsQueue:
         self, max_messages: int = 1, wait_s: float = 0.0, visibility_s: float | None = None
     ) -> list[Message]:
         got: list[Message] = []
-        wait = wait_seconds(wait_s)
+        wait = min(wait_seconds(wait_s), self._max_wait)
         while len(got) < max_messages:
             want = min(SQS_BATCH, max_messages - len(got))
             batch = self._receive_once(want, wait if not got else 0, visibility_s)
