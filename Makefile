@@ -31,8 +31,9 @@ test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff check src tests tools bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --explicit-package-bases tests
 
 # Re-export the ONNX models from their PyPI weight packages (torch is used there and nowhere else).
 include tools/models.mk

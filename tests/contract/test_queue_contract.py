@@ -8,7 +8,7 @@ import time
 import pytest
 
 from imgrec.errors import QueueNotFound
-from imgrec.ports import QueueBroker
+from imgrec.ports import Message, QueueBroker
 
 
 def test_send_then_receive_returns_the_body(broker: QueueBroker, queue_name: str) -> None:
@@ -110,7 +110,7 @@ def test_dead_letter_after_max_receives(broker: QueueBroker, queue_name: str) ->
         assert msg.receive_count == attempt
         q.change_visibility(msg.receipt, 0)
     deadline = time.monotonic() + 10
-    moved = []
+    moved: list[Message] = []
     while not moved and time.monotonic() < deadline:
         assert q.receive(1, wait_s=0.5, visibility_s=1) == []
         moved = dlq.receive(1, wait_s=0.5, visibility_s=30)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,7 +117,8 @@ def _post(server: RunningServer, **kwargs: object) -> httpx.Response:
          "too-large", "truncated"],
 )
 def test_bad_input_gets_a_clear_json_error(
-    server: RunningServer, dev_images: Path, make_request, status: int, code: str  # type: ignore[no-untyped-def]
+    server: RunningServer, dev_images: Path, make_request: Callable[[bytes], dict[str, Any]],
+    status: int, code: str,
 ) -> None:
     photo = (dev_images / "n01440764_tench.JPEG").read_bytes()
     resp = _post(server, **make_request(photo))

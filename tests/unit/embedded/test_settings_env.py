@@ -14,4 +14,5 @@ def test_workers_get_the_same_settings_but_never_the_api_key() -> None:
     assert env["IMGREC_BATCH_SIZE"] == "7" and env["IMGREC_STATE_DIR"] == "/tmp/s"
     assert "IMGREC_API_KEY" not in env
     assert "s3cret" not in "".join(env.values())
-    assert Settings(**{k[7:].lower(): v for k, v in env.items()}).batch_size == 7
+    again: dict[str, object] = {k[7:].lower(): v for k, v in env.items()}
+    assert Settings(**again).batch_size == 7  # type: ignore[arg-type]
