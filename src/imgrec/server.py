@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 
 from .backend import open_backend
 from .config import Settings
+from .errors import ConfigError
 from .fleets import open_fleet
 
 log = logging.getLogger(__name__)
@@ -43,11 +45,26 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def check_address_free(host: str, port: int) -> None:
+    """Fail early with a clear message, before workers start, if the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; "
+                "stop what uses it or pick another port with --port"
+            ) from exc
+
+
 def run_server(settings: Settings) -> None:
     from .autoscale.controller import Controller, policy_settings
     from .web.app import create_app
     from .web.metrics import ControllerCollector
 
+    check_address_free(settings.host, settings.port)
     backend = open_backend(settings)
     mode, bounds = policy_settings(settings)
     fleet = open_fleet(settings, backend, max_workers=max(bounds.max_workers, 1))
