@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     )
 
     batch_size: int = Field(
-        16, ge=1, le=256, description="Most requests a worker classifies at once."
+        8, ge=1, le=256, description="Most requests a worker classifies at once."
     )
     batch_wait_ms: float = Field(
         4.0, ge=0, le=1000, description="How long a worker waits to fill a batch once it has one."

@@ -63,7 +63,7 @@ def serve(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Most requests per ONNX batch (IMGREC_BATCH_SIZE; default 16)."),
+        typer.Option(help="Most requests per ONNX batch (IMGREC_BATCH_SIZE; default 8)."),
     ] = None,
     sync_timeout_s: Annotated[
         float | None,
