@@ -13,6 +13,7 @@ from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 _TMP_SUFFIX = ".part"
+_MAX_REMEMBERED_DIRS = 1024
 
 
 def validate_key(key: str) -> PurePosixPath:
@@ -42,6 +43,7 @@ class DirectoryStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._inside_dirs: set[str] = set()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -49,16 +51,28 @@ class DirectoryStore:
 
     def _path(self, key: str) -> Path:
         path = self.root.joinpath(*validate_key(key).parts)
-        # Symlinks inside the root could still point outside it.
-        if not path.resolve().is_relative_to(self.root):
-            raise InvalidKey(f"object key escapes the store root: {key!r}")
+        # Symlinks inside the root could still point outside it. A directory, once seen to be
+        # inside, is remembered (resolving every path costs a syscall per component): whoever
+        # can swap directories of the state dir for symlinks later can write there anyway.
+        parent = str(path.parent)
+        if parent not in self._inside_dirs or path.is_symlink():
+            if not path.resolve().is_relative_to(self.root):
+                raise InvalidKey(f"object key escapes the store root: {key!r}")
+            if path.parent.is_dir() and len(self._inside_dirs) < _MAX_REMEMBERED_DIRS:
+                self._inside_dirs.add(parent)
         return path
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=_TMP_SUFFIX)
+            if str(path.parent) not in self._inside_dirs:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=_TMP_SUFFIX)
+            except FileNotFoundError:  # a remembered directory was removed meanwhile
+                self._inside_dirs.discard(str(path.parent))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=_TMP_SUFFIX)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)

@@ -24,3 +24,14 @@ def test_a_put_leaves_no_temporary_files(tmp_path: Path) -> None:
     for i in range(5):
         store.put("results/a.json", str(i).encode())
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["a.json"]
+
+
+def test_a_directory_removed_behind_the_stores_back_is_made_again(tmp_path: Path) -> None:
+    import shutil
+
+    store = DirectoryStore(tmp_path)
+    store.put("results/a.json", b"1")
+    shutil.rmtree(tmp_path / "results")
+    store.put("results/b.json", b"2")
+    assert store.get("results/b.json") == b"2"
+
