@@ -204,3 +204,15 @@ def moto_env(endpoint: Endpoint, home: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+
+
+@pytest.fixture
+def moto_fixture(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+         tmp_path: Path) -> Iterator[Endpoint]:
+    """moto's server, fresh for this test, with boto3's standard chain pointed at it."""
+    endpoint = moto_endpoint(request)
+    reset_moto(endpoint)
+    for key, value in moto_env(endpoint, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    yield endpoint
+    reset_moto(endpoint)

@@ -8,6 +8,7 @@ import sqlite3
 import struct
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -174,6 +175,18 @@ def classify_all(url: str, uploads: list[tuple[str, bytes]], *, concurrency: int
             return list(await asyncio.gather(*(one(n, d) for n, d in uploads)))
 
     return asyncio.run(run())
+
+
+def assert_each_answered_once(
+    results: Sequence[object], uploads: list[tuple[str, bytes]], bare_top1: dict[str, int]
+) -> None:
+    """Every request got one 200 with its own id and the bare model's class for its photo."""
+    statuses = [r.status_code if isinstance(r, httpx.Response) else repr(r) for r in results]
+    assert statuses == [200] * len(uploads)
+    answers = [r.json() for r in results if isinstance(r, httpx.Response)]
+    assert len({a["id"] for a in answers}) == len(uploads)
+    for (name, _), answer in zip(uploads, answers, strict=True):
+        assert answer["class_index"] == bare_top1[name], name
 
 
 def in_flight_request_ids(state_dir: Path) -> set[str]:

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,16 +42,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SERVE = ("--backend", "aws", "--stack", STACK, "--workers", "0")
 
 
-@pytest.fixture
-def moto(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-         tmp_path: Path) -> Iterator[Endpoint]:
-    """moto's server, fresh for this test, with boto3's standard chain pointed at it."""
-    endpoint = aws_adapters.moto_endpoint(request)
-    aws_adapters.reset_moto(endpoint)
-    for key, value in aws_adapters.moto_env(endpoint, tmp_path).items():
-        monkeypatch.setenv(key, value)
-    yield endpoint
-    aws_adapters.reset_moto(endpoint)
+moto = aws_adapters.moto_fixture
 
 
 @pytest.fixture
@@ -252,12 +243,8 @@ def test_a_worker_killed_mid_batch_on_sqs_costs_no_request(
     assert victim_code == -signal.SIGKILL
     assert len(survivors) == 1
     assert most_receives >= 2, "no request was redelivered"
-    statuses = [r.status_code if isinstance(r, httpx.Response) else repr(r) for r in results]
-    assert statuses == [200] * REQUESTS
-    answers = [r.json() for r in results if isinstance(r, httpx.Response)]
-    assert len({a["id"] for a in answers}) == REQUESTS
-    for (name, _), answer in zip(uploads, answers, strict=True):
-        assert answer["class_index"] == bare_top1[name], name
+    assert len(uploads) == REQUESTS
+    support.assert_each_answered_once(results, uploads, bare_top1)
     assert dead_letters["ApproximateNumberOfMessages"] == "0"
 
 

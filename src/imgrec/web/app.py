@@ -124,6 +124,10 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     return app
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
@@ -138,7 +142,7 @@ async def _accept(request: Request, fields: tuple[str, ...]) -> Upload:
 
 async def _classify(request: Request, fields: tuple[str, ...]) -> tuple[Upload, ClassifyResult]:
     rt = _runtime(request)
-    client = request.client.host if request.client else "unknown"
+    client = _client_address(request)
     started = time.perf_counter()
     with rt.limits.slot(client):
         upload = await _accept(request, fields)
@@ -194,7 +198,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a lis
     )
     async def submit_job(request: Request, response: Response) -> JobAccepted:
         rt = _runtime(request)
-        client = request.client.host if request.client else "unknown"
+        client = _client_address(request)
         with rt.limits.slot(client):
             upload = await _accept(request, API_FIELDS)
             request_id, _ = await rt.service.submit(upload, wait=False)

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.helpers import aws_adapters
-from tests.helpers.aws_adapters import Endpoint
 
-
-@pytest.fixture
-def moto(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-         tmp_path: Path) -> Iterator[Endpoint]:
-    """moto's server, fresh for this test, with boto3's standard chain pointed at it."""
-    endpoint = aws_adapters.moto_endpoint(request)
-    aws_adapters.reset_moto(endpoint)
-    for key, value in aws_adapters.moto_env(endpoint, tmp_path).items():
-        monkeypatch.setenv(key, value)
-    yield endpoint
-    aws_adapters.reset_moto(endpoint)
+moto = aws_adapters.moto_fixture
 
 
 @pytest.fixture
