@@ -169,6 +169,11 @@ class Controller:
         else:
             log.debug("scaling: %s", decision.reason)
 
+    def last_workers(self) -> list[WorkerInfo] | None:
+        """The fleet as the last tick saw it (at most ``tick_s`` old); None before the first."""
+        with self._lock:
+            return list(self.workers) if self.ticks else None
+
     def recent_decisions(self) -> list[DecisionRecord]:
         with self._lock:
             return list(self.decisions)

@@ -27,8 +27,10 @@ def _worker_entry(w: WorkerInfo, pids: dict[str, int], ready: dict[str, float]) 
     }
 
 
-def _workers(fleet: Fleet | None) -> dict[str, Any]:
-    workers = fleet.list() if fleet is not None else []
+def _workers(fleet: Fleet | None, seen: list[WorkerInfo] | None) -> dict[str, Any]:
+    # The controller's last tick already listed the fleet; listing it again per status poll
+    # would cost heartbeat reads (and, on EC2, a DescribeInstances) for every open page.
+    workers = seen if seen is not None else (fleet.list() if fleet is not None else [])
     pids: dict[str, int] = getattr(fleet, "pids", dict)()
     ready: dict[str, float] = getattr(fleet, "ready_seconds", dict)()
     by_state = {s.value: 0 for s in _STATES}
@@ -59,7 +61,9 @@ def build_status(app_state: Any) -> dict[str, Any]:
         "launch_to_ready_s": None,
     }
     history: list[dict[str, Any]] = []
+    seen_workers: list[WorkerInfo] | None = None
     if controller is not None:
+        seen_workers = controller.last_workers()
         scaling.update(mode=controller.mode, min=controller.settings.min_workers,
                        max=controller.settings.max_workers, launch_to_ready_s=controller.boot_s())
         scaling["decisions"] = [
@@ -76,7 +80,7 @@ def build_status(app_state: Any) -> dict[str, Any]:
         "backend": rt.backend.description,
         "queue": {"visible": depth.visible, "in_flight": depth.in_flight,
                   "dead_letter": dead.visible + dead.in_flight},
-        "workers": _workers(fleet),
+        "workers": _workers(fleet, seen_workers),
         "scaling": scaling,
         "throughput": {"answered_per_s": stats.answered_per_s,
                        "latency_ms": {"p50": stats.p50_ms, "p95": stats.p95_ms}},
