@@ -62,14 +62,23 @@ if ! debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirr
 fi
 
 # cloud-init as on EC2, but seeded locally (NoCloud) and without touching the host's network.
-cat >"$root/etc/cloud/cloud.cfg.d/90-imgrec-simulated.cfg" <<'EOF'
+# There is no SSH server (the containers share the host's network): the SSH modules are left
+# out of the module lists rather than `ssh_genkeytypes: []`, and `locale` is the string "false"
+# rather than the boolean: cloud-init 22.4's schema refuses both, a warning on every console.
+cfg="$root/etc/cloud/cloud.cfg.d/90-imgrec-simulated.cfg"
+cat >"$cfg" <<'EOF'
 # Simulated EC2 instance (tools/build-rootfs.sh): the user data comes as a NoCloud seed.
 datasource_list: [ NoCloud, None ]
 network: {config: disabled}
-locale: false
-ssh_genkeytypes: []
+locale: "false"
 EOF
-# No login prompt on the console: the console is a pipe the harness logs.
+for list in cloud_init_modules:ssh cloud_config_modules:set-passwords; do
+    awk -v name="${list%%:*}" -v drop="${list#*:}" '
+        $0 == name ":" { on = 1; print; next }
+        on && /^ *- / { if ($2 != drop) print; next }
+        on { exit }' "$root/etc/cloud/cloud.cfg" >>"$cfg"
+done
+# No login prompt on the console: the harness only reads it.
 ln -sf /dev/null "$root/etc/systemd/system/console-getty.service"
 ln -sf /dev/null "$root/etc/systemd/system/getty.target"
 # Every instance gets its own machine id at first boot.

@@ -196,6 +196,16 @@ class Container:
         raise ContainerError(f"{unit} in {self.seed.instance_id} is {state!r}, not active, "
                              f"after {timeout_s:.0f} s; console:\n{self.console()[-4000:]}")
 
+    def wait_for_cloud_init(self, timeout_s: float) -> str:
+        """Wait until cloud-init has run every stage; its status (``done`` or ``error``)."""
+        self.pid1()
+        try:
+            done = self.run(["cloud-init", "status", "--wait"], timeout_s=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise ContainerError(f"cloud-init in {self.seed.instance_id} still running after "
+                                 f"{timeout_s:.0f} s:\n{self.console()[-4000:]}") from exc
+        return done.stdout.strip().rsplit(" ", 1)[-1]
+
     def console(self) -> str:
         """Everything the container wrote to its console so far."""
         try:

@@ -118,7 +118,7 @@ def test_credentials_come_from_the_instance_profile_through_imdsv2(
         LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"]},
         MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
     box = harness.wait_for_boot(instance_id).container
-    box.wait_for_unit("cloud-final.service", timeout_s=60)
+    assert box.wait_for_cloud_init(timeout_s=60) == "done"
 
     got = json.loads(box.run(["cat", "/run/creds.json"]).stdout)
     assert got["imdsv1"] == 401  # HttpTokens=required
