@@ -17,6 +17,7 @@ from typing import Any
 from ..deploy import DeployConfig, render_cloud_init
 from ..errors import ConfigError, ImgrecError
 from . import iam, resources, wheelhouse
+from .boot_report import boot_failure
 from .errors import translated
 from .images import ami_parameter, platform
 from .naming import ROLE_WEB, ROLE_WORKER, StackNames
@@ -199,8 +200,10 @@ class Stack:
         for inst in resources.stack_instances(self.ec2, n):
             role = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get("imgrec:role", "?")
             address = inst.get("PublicDnsName") or inst.get("PublicIpAddress") or ""
+            detail = f"{role} {inst.get('InstanceType', '')} {address}".strip()
+            failed = boot_failure(self.ec2, inst["InstanceId"])
             out.append(ResourceStatus("instance", inst["InstanceId"], inst["State"]["Name"],
-                                      f"{role} {inst.get('InstanceType', '')} {address}".strip()))
+                                      f"{detail}; {failed}" if failed else detail))
         return out
 
     def _queue_status(self, queue: str) -> ResourceStatus:
