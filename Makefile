@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint bench test-deps clean
+.PHONY: serve test test-instances lint bench test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test-deps: $(DEV_STAMP)
 
 test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Simulated EC2 instances (root, systemd-nspawn); the rootfs is built first if its script changed.
+test-instances: test-deps
+	bash tools/install-instance-deps.sh
+	bash tools/build-rootfs.sh >/dev/null
+	$(BIN)/python -m pytest tests/instances $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests tools bench

@@ -70,6 +70,28 @@ def reset_moto(endpoint: Endpoint) -> None:
     httpx.post(f"{endpoint.url}/moto-api/reset", timeout=10).raise_for_status()
 
 
+# The Debian 12 AMIs `aws up` looks up, as AWS publishes them in SSM (moto lacks them).
+DEBIAN_12_AMIS = {"amd64": "ami-0de12a0000000d64a", "arm64": "ami-0de12a0000000a64b"}
+
+
+def seed_public_parameters(region: str = REGION) -> None:
+    """Add AWS's public Debian 12 AMI parameters to the moto server in this process.
+
+    moto refuses ``PutParameter`` under ``/aws/``, as AWS does, so they go into its backend.
+    """
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.core.utils import utcnow
+    from moto.ssm.models import Parameter, ssm_backends
+
+    params = ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters
+    for arch, ami in DEBIAN_12_AMIS.items():
+        name = f"/aws/service/debian/release/12/latest/{arch}"
+        params[name] = [Parameter(  # type: ignore[abstract]  # moto's stubs, not its classes
+            account_id=DEFAULT_ACCOUNT_ID, name=name, value=ami, parameter_type="String",
+            description=None, allowed_pattern=None, keyid=None,
+            last_modified_date=utcnow(), version=1, data_type="aws:ec2:image")]
+
+
 @dataclass
 class _Weed:
     process: subprocess.Popen[bytes]
@@ -212,6 +234,7 @@ def moto_fixture(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """moto's server, fresh for this test, with boto3's standard chain pointed at it."""
     endpoint = moto_endpoint(request)
     reset_moto(endpoint)
+    seed_public_parameters()
     for key, value in moto_env(endpoint, tmp_path).items():
         monkeypatch.setenv(key, value)
     yield endpoint

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from tests.helpers.aws_adapters import REGION, Endpoint
+from tests.helpers.wheels import stand_in_wheel
 
 from imgrec import keys
 from imgrec.aws.naming import StackNames
@@ -22,8 +23,7 @@ from imgrec.aws.provision import UpOptions, open_stack
 
 def provision(stack: str, tmp_path: Path, *, visibility_s: float) -> StackNames:
     """``aws up`` on moto (the environment must point boto3 at moto); the stack's names."""
-    wheel = tmp_path / "imgrec-0.1.0-py3-none-any.whl"  # a stand-in: no instance ever runs it
-    wheel.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    wheel = stand_in_wheel(tmp_path)  # no instance ever runs it
     opened = open_stack(stack, None)
     opened.up(UpOptions(wheel=wheel, visibility_timeout_s=visibility_s))
     return opened.names

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +16,10 @@ from typing import Any
 
 from ..deploy import DeployConfig, render_cloud_init
 from ..errors import ConfigError, ImgrecError, PermanentError
-from . import iam, resources
+from . import iam, resources, wheelhouse
+from .boot_report import boot_failure
 from .errors import translated
+from .images import ami_parameter, platform
 from .naming import ROLE_WEB, ROLE_WORKER, StackNames
 from .session import AwsSession
 from .sqs_queue import SqsBroker, queue_attributes
@@ -29,8 +27,6 @@ from .sqs_queue import SqsBroker, queue_attributes
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str, str], None]  # (kind, name, status)
 INPUT_EXPIRY_DAYS = 7
-_AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
-_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +39,7 @@ class UpOptions:
     allow_cidr: str | None = None
     port: int = 80
     wheel: Path | None = None
+    wheelhouse: Path | None = None  # a directory of wheels built elsewhere
     visibility_timeout_s: float = 30.0
     max_receives: int = 5
     model: str = "mobilenet_v2"
@@ -54,28 +51,6 @@ class ResourceStatus:
     name: str
     status: str
     detail: str = ""
-
-
-def ami_parameter(instance_type: str) -> str:
-    """The SSM parameter of the latest Amazon Linux 2023 AMI for the instance type's CPU."""
-    family = instance_type.split(".", 1)[0]
-    return _AL2023.format(arch="arm64" if _ARM_FAMILY.match(family) else "x86_64")
-
-
-def build_wheel(out_dir: Path) -> Path:
-    """Build imgrec's wheel from the source checkout this package runs from."""
-    root = Path(__file__).resolve().parents[3]
-    if not (root / "pyproject.toml").is_file():
-        raise ConfigError("imgrec is not running from a source checkout: pass --wheel FILE")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir),
-           str(root)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise ConfigError(f"building the wheel failed:\n{done.stderr[-2000:]}")
-    wheels = sorted(out_dir.glob("imgrec-*.whl"))
-    if not wheels:
-        raise ConfigError(f"no wheel built in {out_dir}")
-    return wheels[-1]
 
 
 class Stack:
@@ -115,10 +90,14 @@ class Stack:
             n.request_queue, queue_attributes(visibility_s=opts.visibility_timeout_s,
                                               dead_letter_arn=dlq_arn,
                                               max_receives=opts.max_receives)))
-        wheel_key, status = self._upload_wheel(opts.wheel)
-        self._report(out, "wheel", f"s3://{n.outputs_bucket}/{wheel_key}", status)
+        wheels, status = wheelhouse.prepare(
+            self.s3, n.outputs_bucket, platform(opts.instance_type), wheel=opts.wheel,
+            directory=opts.wheelhouse, progress=self.progress)
+        self._report(out, "wheelhouse", f"s3://{n.outputs_bucket}/{wheels.key}", status)
         cfg = DeployConfig(stack=n.stack, region=n.region, bucket=n.outputs_bucket,
-                           wheel_key=wheel_key, visibility_timeout_s=opts.visibility_timeout_s,
+                           wheelhouse_key=wheels.key, wheelhouse_sha256=wheels.sha256,
+                           wheel_name=wheels.wheel_name,
+                           visibility_timeout_s=opts.visibility_timeout_s,
                            port=opts.port, model=opts.model)
         ami = opts.ami or self._latest_ami(opts.instance_type)
         self._report(out, "role", n.role(ROLE_WORKER), resources.ensure_role(
@@ -149,28 +128,9 @@ class Stack:
             self.sqs.tag_queue(QueueUrl=url, Tags=self.names.stack_tags())
         return "created" if current is None else "updated"
 
-    def _upload_wheel(self, wheel: Path | None) -> tuple[str, str]:
-        with tempfile.TemporaryDirectory(prefix="imgrec-wheel-") as tmp:
-            if wheel is None:
-                self.progress("wheel", "building from this checkout", "...")
-            path = wheel or build_wheel(Path(tmp))
-            if not path.is_file() or path.suffix != ".whl":
-                raise ConfigError(f"--wheel must be a .whl file: {path}")
-            key = self.names.wheel_key(path.name)
-            data = path.read_bytes()
-        with translated(f"cannot upload the wheel to {self.names.outputs_bucket}"):
-            try:
-                if self.s3.get_object(Bucket=self.names.outputs_bucket,
-                                      Key=key)["Body"].read() == data:
-                    return key, "unchanged"
-            except self.s3.exceptions.NoSuchKey:
-                pass
-            self.s3.put_object(Bucket=self.names.outputs_bucket, Key=key, Body=data)
-        return key, "uploaded"
-
     def _latest_ami(self, instance_type: str) -> str:
         param = ami_parameter(instance_type)
-        with translated(f"cannot find the Amazon Linux 2023 AMI ({param}); pass --ami"):
+        with translated(f"cannot find the Debian 12 AMI ({param}); pass --ami"):
             return str(self.session.client("ssm").get_parameter(Name=param)["Parameter"]["Value"])
 
     def _tier(self, out: list[ResourceStatus], role: str, cfg: DeployConfig, ami: str,
@@ -239,8 +199,10 @@ class Stack:
         for inst in resources.stack_instances(self.ec2, n):
             role = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get("imgrec:role", "?")
             address = inst.get("PublicDnsName") or inst.get("PublicIpAddress") or ""
+            detail = f"{role} {inst.get('InstanceType', '')} {address}".strip()
+            failed = boot_failure(self.ec2, inst["InstanceId"])
             out.append(ResourceStatus("instance", inst["InstanceId"], inst["State"]["Name"],
-                                      f"{role} {inst.get('InstanceType', '')} {address}".strip()))
+                                      f"{detail}; {failed}" if failed else detail))
         return out
 
     def _queue_status(self, queue: str) -> ResourceStatus:

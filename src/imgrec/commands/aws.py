@@ -13,6 +13,8 @@ aws_app = typer.Typer(help="Provision, inspect and delete a stack on AWS.", no_a
 
 StackOpt = Annotated[str, typer.Option("--stack", help="Stack name, e.g. demo (names every "
                                        "resource: demo-requests, demo-inputs-...).")]
+EXAMPLE_WHEELHOUSE_SHA256 = "0" * 64
+EXAMPLE_WHEELHOUSE_KEY = "deploy/wheelhouse-0000000000000000.tar"
 RegionOpt = Annotated[str | None, typer.Option(help="AWS region (default: AWS_REGION / "
                                                    "profile).")]
 
@@ -32,14 +34,18 @@ def up(
     region: RegionOpt = None,
     instance_type: Annotated[str, typer.Option(help="EC2 instance type of workers/web.")] = (
         "c7i.large"),
-    ami: Annotated[str | None, typer.Option(help="AMI id (default: latest Amazon Linux "
-                                               "2023).")] = None,
+    ami: Annotated[str | None, typer.Option(help="AMI id (default: latest Debian 12, whose "
+                                               "python3 is 3.11).")] = None,
     with_web: Annotated[bool, typer.Option(help="Also run the web tier on an instance.")] = False,
     allow_cidr: Annotated[str | None, typer.Option(help="Who may reach the web tier, e.g. "
                                                       "203.0.113.7/32 (with --with-web).")] = None,
     port: Annotated[int, typer.Option(help="Web tier port on its instance.")] = 80,
     wheel: Annotated[Path | None, typer.Option(help="imgrec wheel to install (default: "
                                                   "build one from this checkout).")] = None,
+    wheelhouse: Annotated[Path | None, typer.Option(
+        help="Directory of wheels to install from instead (imgrec's, its dependencies' for "
+             "the instances' Python and CPU, and pip's), e.g. built where PyPI is reachable."
+    )] = None,
     visibility_timeout_s: Annotated[float, typer.Option(help="Request queue visibility "
                                                         "timeout, seconds.")] = 30.0,
     max_receives: Annotated[int, typer.Option(help="Deliveries before a request goes to the "
@@ -52,7 +58,7 @@ def up(
     try:
         s = open_stack(stack, region, _print_step)
         s.up(UpOptions(instance_type=instance_type, ami=ami, with_web=with_web,
-                       allow_cidr=allow_cidr, port=port, wheel=wheel,
+                       allow_cidr=allow_cidr, port=port, wheel=wheel, wheelhouse=wheelhouse,
                        visibility_timeout_s=visibility_timeout_s, max_receives=max_receives))
     except ImgrecError as exc:
         raise _fail(exc) from exc
@@ -101,16 +107,21 @@ def render(
     out: Annotated[Path, typer.Option(help="Directory to write the files to.")],
     stack: Annotated[str, typer.Option(help="Stack name.")] = "example",
     region: Annotated[str, typer.Option(help="AWS region.")] = "eu-west-1",
-    bucket: Annotated[str, typer.Option(help="Bucket holding the wheel.")] = (
+    bucket: Annotated[str, typer.Option(help="Bucket holding the wheelhouse.")] = (
         "example-outputs-123456789012-eu-west-1"),
-    wheel_key: Annotated[str, typer.Option(help="Key of the wheel in the bucket.")] = (
-        "deploy/imgrec-0.1.0-py3-none-any.whl"),
+    wheelhouse_key: Annotated[str, typer.Option(help="Key of the wheelhouse tar in the "
+                                                "bucket.")] = EXAMPLE_WHEELHOUSE_KEY,
+    wheelhouse_sha256: Annotated[str, typer.Option(help="SHA-256 of the wheelhouse tar.")] = (
+        EXAMPLE_WHEELHOUSE_SHA256),
+    wheel_name: Annotated[str, typer.Option(help="The imgrec wheel in the wheelhouse.")] = (
+        "imgrec-0.1.0-py3-none-any.whl"),
 ) -> None:
     """Write the systemd units and cloud-init user data, e.g. to deploy by hand."""
     from ..deploy import DeployConfig, render_all
 
     out.mkdir(parents=True, exist_ok=True)
-    cfg = DeployConfig(stack=stack, region=region, bucket=bucket, wheel_key=wheel_key)
+    cfg = DeployConfig(stack=stack, region=region, bucket=bucket, wheelhouse_key=wheelhouse_key,
+                       wheelhouse_sha256=wheelhouse_sha256, wheel_name=wheel_name)
     for name, text in render_all(cfg).items():
         (out / name).write_text(text)
         typer.echo(f"wrote {out / name}")

@@ -17,6 +17,10 @@ WORKER_UNIT = "imgrec-worker.service"
 WEB_UNIT = "imgrec-web.service"
 ENV_FILE = "/etc/imgrec/imgrec.env"
 INSTALL_SCRIPT = "/usr/local/sbin/imgrec-install"
+FETCH_SCRIPT = "/usr/local/lib/imgrec-install/s3_fetch.py"
+# The install script's console lines that `imgrec aws status` and the tests look for.
+BOOT_FAILED = "imgrec-install: FAILED:"
+BOOT_STARTED = "imgrec-install: started"
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -46,24 +50,23 @@ def template(name: str) -> str:
 class DeployConfig:
     """What the deployment files of one stack depend on.
 
-    ``prefix`` is the virtualenv imgrec is installed into on the instance; ``python`` the
-    interpreter package of the AMI (3.11 or newer).
+    ``wheelhouse_key`` is the tar of wheels in ``bucket`` (``aws.wheelhouse``), checked against
+    ``wheelhouse_sha256`` on the instance; ``wheel_name`` the imgrec wheel in it. ``prefix`` is
+    the virtualenv imgrec is installed into; ``python`` the AMI's interpreter (Debian 12: 3.11).
     """
 
     stack: str
     region: str
     bucket: str
-    wheel_key: str
+    wheelhouse_key: str
+    wheelhouse_sha256: str
+    wheel_name: str
     visibility_timeout_s: float = 30.0
     sync_timeout_s: float = 30.0
     port: int = 80
     prefix: str = "/opt/imgrec"
     model: str = "mobilenet_v2"
-    python: str = "python3.11"  # a package name and a command on the AMI (Amazon Linux 2023)
-
-    @property
-    def wheel_name(self) -> str:
-        return self.wheel_key.rsplit("/", 1)[-1]
+    python: str = "/usr/bin/python3"
 
     def stop_timeout_s(self, role: str) -> int:
         # A worker must exit before the requests in hand become visible again elsewhere;
@@ -104,16 +107,23 @@ def render_env(cfg: DeployConfig, role: str) -> str:
 def render_install_script(cfg: DeployConfig, role: str) -> str:
     return render(template("imgrec-install.sh"), {
         "prefix": cfg.prefix, "python": cfg.python, "region": cfg.region, "bucket": cfg.bucket,
-        "wheel_key": cfg.wheel_key, "wheel_name": cfg.wheel_name, "env_file": ENV_FILE,
-        "unit": unit_name(role),
+        "wheelhouse_key": cfg.wheelhouse_key, "wheelhouse_sha256": cfg.wheelhouse_sha256,
+        "wheel_name": cfg.wheel_name, "env_file": ENV_FILE, "unit": unit_name(role),
+        "fetch_path": FETCH_SCRIPT, "failed": BOOT_FAILED, "started": BOOT_STARTED,
     })
 
 
+def fetch_script() -> str:
+    """The stdlib-only S3 download the install script runs before anything is installed."""
+    return resources.files(__name__).joinpath("s3_fetch.py").read_text()
+
+
 def render_cloud_init(cfg: DeployConfig, role: str) -> str:
-    """The instance's user data: install the wheel from the stack's bucket, start the unit."""
+    """The instance's user data: install from the stack's wheelhouse, start the unit."""
     return render(template("cloud-init.yaml"), {
-        "stack": cfg.stack, "role": role, "python": cfg.python,
+        "stack": cfg.stack, "role": role,
         "env_file": ENV_FILE, "env": render_env(cfg, role),
+        "fetch_path": FETCH_SCRIPT, "fetch": fetch_script(),
         "unit_path": f"/etc/systemd/system/{unit_name(role)}", "unit": render_unit(cfg, role),
         "install_path": INSTALL_SCRIPT, "install": render_install_script(cfg, role),
     })

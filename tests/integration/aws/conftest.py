@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers import aws_adapters
+from tests.helpers.wheels import stand_in_wheel
 
 moto = aws_adapters.moto_fixture
 
@@ -13,6 +14,4 @@ moto = aws_adapters.moto_fixture
 @pytest.fixture
 def wheel(tmp_path: Path) -> Path:
     """A stand-in wheel file (building the real one takes a while; the instances never run)."""
-    path = tmp_path / "imgrec-0.1.0-py3-none-any.whl"
-    path.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
-    return path
+    return stand_in_wheel(tmp_path)

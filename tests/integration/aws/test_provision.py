@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import re
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers.aws_adapters import Endpoint
+from tests.helpers.aws_adapters import DEBIAN_12_AMIS, Endpoint
 from typer.testing import CliRunner
 
 from imgrec.aws import iam
@@ -54,8 +57,14 @@ def test_up_creates_private_encrypted_buckets_queues_role_group_template(
         assert all(block.values())
         rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
         assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    assert s3.get_object(Bucket=n.outputs_bucket, Key=f"deploy/{wheel.name}")["Body"].read() \
-        == wheel.read_bytes()
+    [wheelhouse_key] = [o["Key"] for o in s3.list_objects_v2(
+        Bucket=n.outputs_bucket, Prefix="deploy/")["Contents"]]
+    assert re.fullmatch(r"deploy/wheelhouse-[0-9a-f]{16}\.tar", wheelhouse_key)
+    tar = s3.get_object(Bucket=n.outputs_bucket, Key=wheelhouse_key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(tar)) as wheels:
+        names = wheels.getnames()
+        assert wheels.extractfile(wheel.name).read() == wheel.read_bytes()  # type: ignore[union-attr]
+    assert any(name.startswith("pip-") for name in names)  # the instance installs with it
 
     sqs = moto.client("sqs")
     url = sqs.get_queue_url(QueueName="t1-requests")["QueueUrl"]
@@ -83,7 +92,8 @@ def test_up_creates_private_encrypted_buckets_queues_role_group_template(
     assert data["SecurityGroupIds"] == [group["GroupId"]]
     user_data = base64.b64decode(data["UserData"]).decode()
     assert user_data.startswith("#cloud-config")
-    assert f"deploy/{wheel.name}" in user_data
+    assert wheelhouse_key in user_data and wheel.name in user_data
+    assert data["ImageId"] == DEBIAN_12_AMIS["amd64"]
     assert "systemctl enable --now imgrec-worker.service" in user_data
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from imgrec.aws import iam
 from imgrec.aws.ec2_fleet import worker_state
+from imgrec.aws.images import ami_parameter
 from imgrec.aws.naming import StackNames, validate_stack
-from imgrec.aws.provision import ami_parameter
 from imgrec.aws.sqs_queue import queue_attributes, wait_seconds
 from imgrec.errors import ConfigError
 from imgrec.ports import WorkerState
@@ -61,12 +61,12 @@ def test_queue_attributes_cap_messages_at_1024_bytes_and_redrive() -> None:
     assert '"maxReceiveCount": "4"' in attrs["RedrivePolicy"]
 
 
-@pytest.mark.parametrize(("instance_type", "arch"), [("c7i.large", "x86_64"),
+@pytest.mark.parametrize(("instance_type", "arch"), [("c7i.large", "amd64"),
                                                       ("t4g.small", "arm64"),
                                                       ("c6gn.large", "arm64"),
-                                                      ("g5.xlarge", "x86_64")])
-def test_default_ami_matches_the_cpu(instance_type: str, arch: str) -> None:
-    assert ami_parameter(instance_type).endswith(arch)
+                                                      ("g5.xlarge", "amd64")])
+def test_default_ami_is_debian_12_for_the_cpu(instance_type: str, arch: str) -> None:
+    assert ami_parameter(instance_type) == f"/aws/service/debian/release/12/latest/{arch}"
 
 
 def _beat(state: WorkerState) -> HeartbeatRecord:

@@ -1,0 +1,1 @@
+"""Simulated EC2 instances: moto's instances booted as systemd-nspawn containers (issue 11)."""
