@@ -171,7 +171,8 @@ class FleetHealth:
     """What a fleet measured about its workers, for the autoscaler and the status page.
 
     ``launch_to_ready_s`` holds the recent launch-to-ready times (seconds, oldest first);
-    ``crashed`` counts the workers that ended without being drained since the fleet started.
+    ``crashed`` counts the workers that ended without being drained since the fleet started;
+    ``launch_problem`` says why launches are held back (a quota, no capacity), if they are.
 
     Example::
 
@@ -181,6 +182,7 @@ class FleetHealth:
 
     launch_to_ready_s: tuple[float, ...] = ()
     crashed: int = 0
+    launch_problem: str | None = None
 
 
 @runtime_checkable

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers.aws_faults import FaultProxy, RunInstancesAsAws
 from tests.helpers.server import free_port
 
 STORE_ADAPTERS = ["s3-moto", "s3-seaweedfs"]
@@ -48,7 +49,11 @@ _servers: dict[str, Any] = {}
 
 
 def moto_endpoint(request: pytest.FixtureRequest) -> Endpoint:
-    """moto's server, started on first use and stopped when the test session ends."""
+    """moto's server behind the fault proxy, started on first use, stopped at the session's end.
+
+    The proxy corrects what moto does differently from AWS for every test (RunInstances
+    launching up to MaxCount); tests add faults of their own on a proxy of their own.
+    """
     if "moto" not in _servers:
         from moto.server import ThreadedMotoServer
 
@@ -56,13 +61,16 @@ def moto_endpoint(request: pytest.FixtureRequest) -> Endpoint:
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
-        _servers["moto"] = (server, Endpoint(f"http://{host}:{port}"))
+        proxy = FaultProxy(f"http://{host}:{port}").__enter__()
+        proxy.add(RunInstancesAsAws())
+        _servers["moto"] = (server, proxy, Endpoint(proxy.url))
         request.session.addfinalizer(_stop_moto)
-    return _servers["moto"][1]  # type: ignore[no-any-return]
+    return _servers["moto"][2]  # type: ignore[no-any-return]
 
 
 def _stop_moto() -> None:
-    server, _ = _servers.pop("moto")
+    server, proxy, _ = _servers.pop("moto")
+    proxy.__exit__(None, None, None)
     server.stop()
 
 
