@@ -28,6 +28,18 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Defaults that differ on AWS, where a worker is an instance: it boots in a minute or two and
+# EC2 bills at least 60 s per launch. Draining an idle worker only pays when it would stay idle
+# longer than a new boot costs (the ski-rental rule: wait about one boot time, ~2 min); a
+# synchronous request from zero workers waits for a boot, so it may wait 5 min; the cap is the
+# original design's 20 instead of this machine's cores. min_workers stays 0: idle costs nothing.
+AWS_DEFAULTS: dict[str, float | int] = {
+    "max_workers": 20,
+    "idle_before_drain_s": 120.0,
+    "sync_timeout_s": 300.0,
+}
+
+
 class Settings(BaseSettings):
     """All of imgrec's settings. Each can be set as ``IMGREC_<NAME>`` (e.g. ``IMGREC_PORT``)."""
 
@@ -52,7 +64,7 @@ class Settings(BaseSettings):
     min_workers: int = Field(0, ge=0, description="Autoscaler: fewest workers, also when idle.")
     max_workers: int = Field(
         default_factory=cpu_count, ge=1, description="Autoscaler: most workers (the cap).",
-        json_schema_extra={"default_text": "cores"},
+        json_schema_extra={"default_text": "cores (aws: 20)"},
     )
     autoscale_tick_s: float = Field(
         0.5, gt=0, le=60, description="Autoscaler: seconds between observe-decide-act ticks."
@@ -67,7 +79,17 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Autoscaler: seconds a surplus must last before draining."
     )
     idle_before_drain_s: float = Field(
-        1.0, ge=0, description="Autoscaler: seconds a worker must be idle before it is drained."
+        1.0, ge=0, description="Autoscaler: seconds a worker must be idle before it is drained.",
+        json_schema_extra={"default_text": "1.0 (aws: 120)"},
+    )
+    boot_deadline_s: float | None = Field(
+        None, gt=0, description="Autoscaler: a worker not ready this long after launch is "
+        "terminated and replaced.",
+        json_schema_extra={"default_text": "3 x measured boot, at least 60 (900 until measured)"},
+    )
+    worker_silent_after_s: float = Field(
+        120.0, gt=0, description="Autoscaler: a ready or busy worker whose last heartbeat is "
+        "older than this is terminated and replaced.",
     )
     worker_threads: int | None = Field(
         None, ge=1, description="ONNX Runtime threads per worker.",
@@ -92,7 +114,8 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(2.0, gt=0, description="Seconds between worker heartbeats.")
 
     sync_timeout_s: float = Field(
-        30.0, gt=0, description="A synchronous request waits this long, then gets 504 + job id."
+        30.0, gt=0, description="A synchronous request waits this long, then gets 504 + job id.",
+        json_schema_extra={"default_text": "30.0 (aws: 300)"},
     )
     max_upload_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest accepted upload, in bytes (413 above)."
@@ -112,6 +135,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
+        if self.backend == "aws":
+            for name, value in AWS_DEFAULTS.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, value)
         if self.min_workers > self.max_workers:
             raise ValueError(
                 f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})"

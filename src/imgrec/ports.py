@@ -201,8 +201,15 @@ class Fleet(Protocol):
         """Ask the workers to finish their batch in hand and stop."""
         ...
 
+    def terminate(self, worker_ids: Sequence[str]) -> None:
+        """Stop the workers at once, whatever their state (stuck booting, gone silent).
+
+        Their requests in hand come back to the queue after the visibility timeout.
+        """
+        ...
+
     def health(self) -> FleetHealth:
-        """Recent launch-to-ready times and how many workers crashed."""
+        """Recent launch-to-ready times, how many workers crashed, why launches are held."""
         ...
 
     def close(self) -> None:

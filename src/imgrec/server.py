@@ -67,7 +67,9 @@ def run_server(settings: Settings) -> None:
     mode, bounds = policy_settings(settings)
     fleet = backend.open_fleet(max(bounds.max_workers, 1))
     controller = Controller(backend.requests, fleet, bounds, mode=mode,
-                            tick_s=settings.autoscale_tick_s)
+                            tick_s=settings.autoscale_tick_s,
+                            boot_deadline_s=settings.boot_deadline_s,
+                            silent_after_s=settings.worker_silent_after_s)
     app = create_app(settings, backend, scaling=Scaling(fleet, controller))
     log.info("imgrec serving on http://%s:%d (%s, %d..%d workers, %s)", settings.host,
              settings.port, mode, bounds.min_workers, bounds.max_workers, backend.description)

@@ -194,6 +194,23 @@ class QueueDeletedRecently:
 
 
 @dataclass
+class ServiceQuota:
+    """Service Quotas answers GetServiceQuota with ``value`` (moto knows only VPC quotas)."""
+
+    value: float
+
+    def handle(self, call: Call, forward: Forward) -> Reply | None:
+        if call.service != "servicequotas" or call.action != "GetServiceQuota":
+            return None
+        params = call.params()
+        quota = {"ServiceCode": params.get("ServiceCode"), "QuotaCode": params.get("QuotaCode"),
+                 "QuotaName": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+                 "Value": self.value, "Unit": "None", "Adjustable": True}
+        return Reply(200, {"Content-Type": "application/x-amz-json-1.1"},
+                     json.dumps({"Quota": quota}).encode())
+
+
+@dataclass
 class MissingKeyForbidden:
     """S3 without s3:ListBucket: a missing key is 403 AccessDenied, not 404 NoSuchKey."""
 

@@ -15,13 +15,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..config import Settings
 from ..ports import Fleet, FleetHealth, Queue, WorkerInfo, WorkerState
 from .answers import AnswerStats, RecentAnswers
 from .policy import OURS, Decision, NamedPolicy, Observation, PolicySettings
+from .stuck import boot_deadline, stuck_workers
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class Controller:
         answers: RecentAnswers | None = None,
         history_s: float = 600.0,
         clock: Callable[[], float] = time.time,
+        boot_deadline_s: float | None = None,
+        silent_after_s: float = 120.0,
     ) -> None:
         self.queue, self.fleet, self.settings = queue, fleet, settings
         self.mode: Mode = mode
@@ -98,6 +101,10 @@ class Controller:
         self._clock = clock
         self._state: Any = policy.initial_state()
         self._health = FleetHealth()
+        self.boot_deadline_s = boot_deadline_s
+        self.silent_after_s = silent_after_s
+        self.given_up: deque[DecisionRecord] = deque(maxlen=_MAX_DECISIONS)
+        self._given_up_total = 0
         self._crashes_seen = 0
         self._backoff_s = 0.0
         self._hold_launches_until = 0.0
@@ -125,6 +132,7 @@ class Controller:
         """Observe, decide, act and record once; returns what was decided."""
         obs, stats = self.observe()
         now = self._clock()
+        obs = self._give_up_on_stuck(obs, now)
         decision, self._state = self.policy.decide(obs, self.settings, self._state, now)
         decision = self._hold_after_crashes(decision, now)
         if decision.drain:
@@ -133,9 +141,35 @@ class Controller:
         self._record(obs, stats, decision, len(launched), now)
         return decision
 
+    def _give_up_on_stuck(self, obs: Observation, now: float) -> Observation:
+        """Terminate workers past the boot deadline or silent too long; the policy replaces them."""
+        deadline = boot_deadline(self.boot_s(), self.boot_deadline_s)
+        stuck = stuck_workers(obs.workers, now, boot_deadline_s=deadline,
+                              silent_after_s=self.silent_after_s)
+        if not stuck:
+            return obs
+        self.fleet.terminate([worker_id for worker_id, _ in stuck])
+        with self._lock:
+            for worker_id, why in stuck:
+                log.warning("giving up on worker %s: %s", worker_id, why)
+                self.given_up.appendleft(DecisionRecord(now, 0, (worker_id,),
+                                                        f"terminated {worker_id}: {why}"))
+            self._given_up_total += len(stuck)
+        gone = {worker_id for worker_id, _ in stuck}
+        return replace(obs, workers=tuple(w for w in obs.workers if w.worker_id not in gone))
+
+    def problems(self) -> list[str]:
+        """What keeps the fleet from its target: held launches, workers given up on."""
+        with self._lock:
+            found = [d.reason for d in self.given_up]
+        if self._health.launch_problem:
+            found.insert(0, self._health.launch_problem)
+        return found
+
     def _hold_after_crashes(self, decision: Decision, now: float) -> Decision:
-        """Back off launching (1 s, doubling to 30 s) while new workers keep crashing."""
-        crashed = self._health.crashed
+        """Back off launching (1 s, doubling to 30 s) while new workers keep crashing (or
+        never become ready)."""
+        crashed = self._health.crashed + self._given_up_total
         if crashed > self._crashes_seen:
             self._backoff_s = min(_MAX_CRASH_BACKOFF_S, max(1.0, 2 * self._backoff_s))
             self._hold_launches_until = now + self._backoff_s

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import Settings
 from ..deploy import DeployConfig, render_cloud_init
 from ..errors import ConfigError, ImgrecError, PermanentError
-from . import iam, resources, wheelhouse
+from . import iam, quotas, resources, wheelhouse
 from .boot_report import boot_failure
 from .errors import translated
 from .images import ami_parameter, platform
@@ -43,6 +44,7 @@ class UpOptions:
     visibility_timeout_s: float = 30.0
     max_receives: int = 5
     model: str = "mobilenet_v2"
+    web_settings: tuple[tuple[str, str], ...] = (("max_workers", "20"),)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,18 @@ class ResourceStatus:
     name: str
     status: str
     detail: str = ""
+
+
+def checked_web_settings(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The web tier's settings, refused here (with the reason) if the tier would refuse them."""
+    from ..config import load_settings
+
+    unknown = [name for name, _ in pairs if name not in Settings.model_fields]
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; `imgrec settings "
+                          "--markdown` lists them")
+    load_settings(backend="aws", stack="check", **dict(pairs))
+    return pairs
 
 
 class Stack:
@@ -98,12 +112,14 @@ class Stack:
                            wheelhouse_key=wheels.key, wheelhouse_sha256=wheels.sha256,
                            wheel_name=wheels.wheel_name,
                            visibility_timeout_s=opts.visibility_timeout_s,
+                           web_settings=checked_web_settings(opts.web_settings),
                            port=opts.port, model=opts.model)
         ami = opts.ami or self._latest_ami(opts.instance_type)
         self._report(out, "role", n.role(ROLE_WORKER), resources.ensure_role(
             self.iam, n, n.role(ROLE_WORKER), iam.assume_role_policy(),
             n.policy(ROLE_WORKER), iam.worker_policy(n)))
         worker_lt = self._tier(out, ROLE_WORKER, cfg, ami, opts.instance_type, [])
+        self._check_quota(out, opts)
         if opts.with_web:
             self._report(out, "role", n.role(ROLE_WEB), resources.ensure_role(
                 self.iam, n, n.role(ROLE_WEB), iam.assume_role_policy(),
@@ -113,6 +129,15 @@ class Stack:
             web_lt = self._tier(out, ROLE_WEB, cfg, ami, opts.instance_type, ingress)
             self._ensure_web_instance(out, web_lt)
         return out
+
+    def _check_quota(self, out: list[ResourceStatus], opts: UpOptions) -> None:
+        cap = int(dict(opts.web_settings).get("max_workers", "20")) + int(opts.with_web)
+        status, detail = quotas.quota_check(
+            opts.instance_type, cap, quotas.vcpus(self.ec2, opts.instance_type),
+            quotas.standard_vcpu_quota(self.session.client("service-quotas")))
+        self._report(out, "vCPU quota", f"{cap} x {opts.instance_type}", status, detail)
+        if status == "WARNING":
+            log.warning("vCPU quota: %s", detail)
 
     def _ensure_queue(self, name: str, attrs: dict[str, str]) -> str:
         try:

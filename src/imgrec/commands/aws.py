@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import ImgrecError
+from ..errors import ConfigError, ImgrecError
 
 aws_app = typer.Typer(help="Provision, inspect and delete a stack on AWS.", no_args_is_help=True)
 
@@ -50,16 +50,40 @@ def up(
                                                         "timeout, seconds.")] = 30.0,
     max_receives: Annotated[int, typer.Option(help="Deliveries before a request goes to the "
                                               "dead-letter queue.")] = 5,
+    max_workers: Annotated[int, typer.Option(help="The web tier's autoscaler: most worker "
+                                             "instances (the cap).")] = 20,
+    min_workers: Annotated[int, typer.Option(help="The web tier's autoscaler: fewest worker "
+                                             "instances, also when idle.")] = 0,
+    idle_before_drain_s: Annotated[float | None, typer.Option(
+        help="The web tier's autoscaler: idle seconds before a worker is terminated "
+             "(default on AWS: 120).")] = None,
+    boot_deadline_s: Annotated[float | None, typer.Option(
+        help="The web tier's autoscaler: a worker not ready this long after launch is "
+             "replaced (default: 3 x the measured boot time).")] = None,
+    setting: Annotated[list[str] | None, typer.Option(
+        "--set", help="Any other setting of the web tier, NAME=VALUE (repeatable), e.g. "
+                      "--set target_backlog_per_worker=5; `imgrec settings --markdown` "
+                      "lists them.")] = None,
 ) -> None:
     """Create the stack's resources, or bring them up to date (safe to run again)."""
     from ..aws.provision import UpOptions, open_stack
 
+    given: dict[str, object] = {"max_workers": max_workers, "min_workers": min_workers,
+                                "idle_before_drain_s": idle_before_drain_s,
+                                "boot_deadline_s": boot_deadline_s}
+    web_settings = [(k, str(v)) for k, v in given.items() if v is not None]
+    for item in setting or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise _fail(ConfigError(f"--set takes NAME=VALUE, got {item!r}"))
+        web_settings.append((name.strip().replace("-", "_"), value.strip()))
     typer.echo(f"aws up: stack {stack}")
     try:
         s = open_stack(stack, region, _print_step)
         s.up(UpOptions(instance_type=instance_type, ami=ami, with_web=with_web,
                        allow_cidr=allow_cidr, port=port, wheel=wheel, wheelhouse=wheelhouse,
-                       visibility_timeout_s=visibility_timeout_s, max_receives=max_receives))
+                       visibility_timeout_s=visibility_timeout_s, max_receives=max_receives,
+                       web_settings=tuple(web_settings)))
     except ImgrecError as exc:
         raise _fail(exc) from exc
     typer.echo(f"stack {stack} is up in {s.names.region}. Run: imgrec serve --backend aws "

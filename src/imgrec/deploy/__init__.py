@@ -50,6 +50,8 @@ def template(name: str) -> str:
 class DeployConfig:
     """What the deployment files of one stack depend on.
 
+    ``web_settings`` are (setting name, value) pairs for the web tier's environment: its
+    autoscaler's bounds and policy (``aws up --max-workers 20 --set target_backlog_per_worker=5``).
     ``wheelhouse_key`` is the tar of wheels in ``bucket`` (``aws.wheelhouse``), checked against
     ``wheelhouse_sha256`` on the instance; ``wheel_name`` the imgrec wheel in it. ``prefix`` is
     the virtualenv imgrec is installed into; ``python`` the AMI's interpreter (Debian 12: 3.11).
@@ -62,7 +64,8 @@ class DeployConfig:
     wheelhouse_sha256: str
     wheel_name: str
     visibility_timeout_s: float = 30.0
-    sync_timeout_s: float = 30.0
+    sync_timeout_s: float = 300.0  # imgrec.config.AWS_DEFAULTS: a request may wait for a boot
+    web_settings: tuple[tuple[str, str], ...] = ()  # more IMGREC_* settings of the web tier
     port: int = 80
     prefix: str = "/opt/imgrec"
     model: str = "mobilenet_v2"
@@ -101,6 +104,8 @@ def render_env(cfg: DeployConfig, role: str) -> str:
     ]
     if role == "worker":
         lines.append("IMGREC_WORKERS=1")  # one worker per instance, using all its cores
+    else:
+        lines.extend(f"IMGREC_{name.upper()}={value}" for name, value in cfg.web_settings)
     return "\n".join(lines)
 
 

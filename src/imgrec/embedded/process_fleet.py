@@ -150,6 +150,17 @@ class ProcessFleet:
         self.readiness_s.append(proc.ready_s)
         log.info("worker %s ready %.0f ms after launch", proc.worker_id, proc.ready_s * 1000)
 
+    def terminate(self, worker_ids: Sequence[str]) -> None:
+        """Kill the named workers (SIGKILL): for workers stuck starting or gone silent."""
+        with self._lock:
+            for worker_id in worker_ids:
+                proc = self._procs.get(worker_id)
+                if proc is not None and proc.popen.poll() is None:
+                    proc.draining = True  # ended on purpose: not counted as a crash
+                    proc.popen.kill()
+        if worker_ids:
+            log.warning("killed worker(s): %s", ", ".join(worker_ids))
+
     def health(self) -> FleetHealth:
         with self._lock:
             self._reap_locked()

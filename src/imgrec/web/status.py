@@ -53,6 +53,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
         "max": settings.workers if settings.workers is not None else settings.max_workers,
         "decisions": [],
         "launch_to_ready_s": None,
+        "problems": [],
     }
     history: list[dict[str, Any]] = []
     workers: list[WorkerInfo] = []
@@ -64,6 +65,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
         workers = seen if seen is not None else rt.scaling.fleet.list()
         scaling.update(mode=controller.mode, min=controller.settings.min_workers,
                        max=controller.settings.max_workers, launch_to_ready_s=controller.boot_s())
+        scaling["problems"] = controller.problems()
         scaling["decisions"] = [
             {"time": d.time, "launch": d.launch, "drain": list(d.drain), "reason": d.reason}
             for d in controller.recent_decisions()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers.aws_adapters import Endpoint
-from tests.helpers.aws_faults import DescribeLag, Ec2Error, FaultProxy
+from tests.helpers.aws_faults import DescribeLag, Ec2Error, FaultProxy, ServiceQuota
 
 from imgrec import keys
 from imgrec.autoscale.controller import Controller
@@ -129,3 +129,106 @@ def test_a_late_stopped_beat_does_not_bring_a_terminated_worker_back(
     assert worker not in {w.worker_id for w in fleet.list()
                           if w.state != WorkerState.DRAINING}
     assert len(fleet.launch(5)) == 5
+
+
+def _states(moto: Endpoint, ids: list[str]) -> dict[str, str]:
+    reservations = moto.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    return {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+
+
+def test_a_worker_that_never_boots_is_replaced_with_backoff(
+    moto: Endpoint, backend: Backend, tmp_path: Path
+) -> None:
+    queue = SqliteBroker(tmp_path / "q.db").open("requests")
+    queue.send(['{"n": 1}'])
+    fleet = backend.open_fleet(3)
+    controller = Controller(queue, fleet, PolicySettings(max_workers=1), boot_deadline_s=1.0)
+    controller.tick()
+    [first] = _stack_instances(moto)
+    time.sleep(1.5)
+    controller.tick()  # past the deadline: terminated; the replacement waits out a backoff
+    assert _states(moto, [first])[first] in ("shutting-down", "terminated")
+    assert any("not ready" in p and first in p for p in controller.problems())
+    assert len(_stack_instances(moto)) == 1
+    time.sleep(1.2)
+    controller.tick()
+    assert len(_stack_instances(moto)) == 2  # replaced
+
+
+def test_a_worker_gone_silent_is_terminated(moto: Endpoint, backend: Backend,
+                                            tmp_path: Path) -> None:
+    queue = SqliteBroker(tmp_path / "q.db").open("requests")
+    fleet = backend.open_fleet(3)
+    controller = Controller(queue, fleet, PolicySettings(max_workers=2, min_workers=1),
+                            silent_after_s=30.0)
+    controller.tick()
+    [worker] = _stack_instances(moto)
+    Heartbeat(backend.store, worker, clock=lambda: time.time() - 60).beat(WorkerState.READY)
+    controller.tick()
+    assert _states(moto, [worker])[worker] in ("shutting-down", "terminated")
+    assert any("no heartbeat" in p for p in controller.problems())
+
+
+def _web_env(moto: Endpoint) -> dict[str, str]:
+    """The IMGREC_* environment the web instance's user data writes."""
+    import base64
+
+    ec2 = moto.client("ec2")
+    [version] = ec2.describe_launch_template_versions(
+        LaunchTemplateName="t1-web", Versions=["$Latest"])["LaunchTemplateVersions"]
+    user_data = base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
+    return dict(line.strip().split("=", 1) for line in user_data.splitlines()
+                if line.strip().startswith("IMGREC_"))
+
+
+@pytest.mark.parametrize(("flags", "want_max", "want_backlog"),
+                         [([], "20", None),
+                          (["--max-workers", "8", "--set", "target_backlog_per_worker=5"],
+                           "8", "5")])
+def test_the_web_instance_scales_to_the_stack_cap_not_its_cores(
+    moto: Endpoint, wheel: Path, flags: list[str], want_max: str, want_backlog: str | None,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from imgrec.cli import app
+
+    result = CliRunner().invoke(app, ["aws", "up", "--stack", "t1", "--wheel", str(wheel),
+                                      "--with-web", "--allow-cidr", "203.0.113.7/32", *flags])
+    assert result.exit_code == 0, result.output
+    env = _web_env(moto)
+    assert env["IMGREC_MAX_WORKERS"] == want_max
+    assert env.get("IMGREC_TARGET_BACKLOG_PER_WORKER") == want_backlog
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    assert settings.max_workers == int(want_max)  # on this 2-core machine too
+    assert settings.idle_before_drain_s == 120.0 and settings.sync_timeout_s == 300.0
+
+
+def test_aws_up_refuses_a_setting_the_web_tier_would_refuse(moto: Endpoint, wheel: Path) -> None:
+    from typer.testing import CliRunner
+
+    from imgrec.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["aws", "up", "--stack", "t1", "--wheel", str(wheel),
+                              "--set", "no_such_setting=1"])
+    assert bad.exit_code == 2 and "unknown setting(s) no_such_setting" in bad.output
+    bad = runner.invoke(app, ["aws", "up", "--stack", "t1", "--wheel", str(wheel),
+                              "--min-workers", "30"])
+    assert bad.exit_code == 2 and "min_workers (30) is above max_workers (20)" in bad.output
+
+
+@pytest.mark.parametrize(("quota", "status"), [(16.0, "WARNING"), (64.0, "fits"),
+                                               (None, "unchecked")])
+def test_aws_up_checks_the_cap_against_the_vcpu_quota(
+    proxy: FaultProxy, wheel: Path, quota: float | None, status: str
+) -> None:
+    if quota is not None:
+        proxy.add(ServiceQuota(quota))
+    rows = open_stack("t1", None).up(UpOptions(wheel=wheel, instance_type="c7i.large"))
+    [row] = [r for r in rows if r.kind == "vCPU quota"]
+    assert row.status == status, row
+    if status == "WARNING":
+        assert "40 vCPUs" in row.detail and "at most 8 will run" in row.detail
