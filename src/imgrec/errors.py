@@ -3,7 +3,8 @@
     ImgrecError
     ├── RetryableError            the operation may succeed later: loops catch this one type
     │   ├── BackendUnavailable    the store or queue cannot be reached (or throttles)
-    │   └── StorageFull           no space left, or read-only: nothing was written
+    │   ├── StorageFull           no space left, or read-only: nothing was written
+    │   └── NameCoolingDown       a name deleted moments ago cannot be reused yet
     └── PermanentError            retrying will not help
         ├── InvalidKey            an object key that could escape the store's root
         ├── ObjectNotFound        no object under that key
@@ -30,6 +31,10 @@ class BackendUnavailable(RetryableError):
 
 class StorageFull(RetryableError):
     """The backend has no space left (or is read-only); nothing was written."""
+
+
+class NameCoolingDown(RetryableError):
+    """A resource name was deleted moments ago and cannot be reused yet (SQS: for 60 s)."""
 
 
 class PermanentError(ImgrecError):

@@ -14,7 +14,8 @@ HEARTBEATS_PREFIX = "heartbeats/"
 
 REQUEST_QUEUE = "requests"
 DEAD_LETTER_QUEUE = "requests-dead"
-REPLY_QUEUE_PREFIX = "replies-"
+# "_" cannot occur in a stack name, so on SQS "<stack>-replies_*" matches no other stack's queue.
+REPLY_QUEUE_PREFIX = "replies_"
 
 # Stores write an object under a temporary name with this suffix, then rename it into place.
 PARTIAL_SUFFIX = ".part"

@@ -273,8 +273,10 @@ class FaultProxy:
             conn.request(call.method, call.path, body=call.body or None, headers=headers)
             response = conn.getresponse()
             body = response.read()
-            return Reply(response.status, {k: v for k, v in response.getheaders()
-                                           if k.lower() not in _HOP_HEADERS}, body)
+            headers = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_HEADERS}
+            if call.method == "HEAD":  # no body, but the length of the object it describes
+                headers["Content-Length"] = response.getheader("Content-Length") or "0"
+            return Reply(response.status, headers, body)
         finally:
             conn.close()
 
@@ -309,7 +311,8 @@ class FaultProxy:
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(reply.body)))
+                if "Content-Length" not in reply.headers:
+                    self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(reply.body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .. import keys
 from ..config import Settings
 from ..errors import ConfigError, QueueNotFound
@@ -9,15 +11,22 @@ from ..ports import Backend, Fleet
 from .ec2_fleet import Ec2Fleet
 from .errors import translated
 from .naming import StackNames, validate_stack
+from .resources import queue_bucket_suffix
 from .s3_store import S3Store, StackStore
 from .session import AwsSession
 from .sqs_queue import SqsBroker
 
 
 def stack_names(settings: Settings, session: AwsSession) -> StackNames:
+    """The stack's names, with the bucket suffix its request queue keeps in a tag."""
     if not settings.stack:
         raise ConfigError("the aws backend needs a stack name (--stack or IMGREC_STACK)")
-    return StackNames(validate_stack(settings.stack), session.account, session.region)
+    names = StackNames(validate_stack(settings.stack), session.account, session.region)
+    suffix = queue_bucket_suffix(session.client("sqs"), names)
+    if suffix is None:
+        raise ConfigError(f"stack {names.stack} has no request queue: run `imgrec aws up "
+                          f"--stack {names.stack} --region {names.region}` first")
+    return replace(names, bucket_suffix=suffix)
 
 
 def open_backend(settings: Settings, session: AwsSession | None = None) -> Backend:

@@ -27,6 +27,7 @@ from ..errors import (
     BackendUnavailable,
     ConfigError,
     ImgrecError,
+    NameCoolingDown,
     ObjectNotFound,
     PermanentError,
     QueueNotFound,
@@ -41,6 +42,7 @@ ABSENT = frozenset({"NoSuchBucket", "NoSuchEntity", "NoSuchKey", "InvalidGroup.N
                     "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "404",
                     "NotFound"})
 NOT_FOUND_OBJECT = {"NoSuchKey", "404", "NotFound"}
+_COOLING_DOWN = {"AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"}
 NOT_FOUND_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 _RETRYABLE = {
     "Throttling", "ThrottlingException", "RequestLimitExceeded", "SlowDown",
@@ -68,6 +70,8 @@ def translate(exc: Exception, what: str) -> ImgrecError:
         code = error_code(exc)
         message = exc.response.get("Error", {}).get("Message") or code
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _COOLING_DOWN:
+            return NameCoolingDown(f"{what}: {code}: {message}")
         if code in NOT_FOUND_QUEUE:
             return QueueNotFound(f"{what}: queue does not exist")
         if code in NOT_FOUND_OBJECT:

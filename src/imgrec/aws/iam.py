@@ -7,10 +7,11 @@ the EC2 fleet from the stack's worker launch template.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .. import keys
-from .naming import ROLE_WORKER, TAG_STACK, WHEEL_PREFIX, StackNames
+from .naming import ROLE_WORKER, TAG_ROLE, TAG_STACK, WHEEL_PREFIX, StackNames
 
 Policy = dict[str, Any]
 
@@ -49,7 +50,8 @@ def worker_policy(names: StackNames) -> Policy:
                         _objects(names, out, keys.HEARTBEATS_PREFIX)]),
             _statement("ReadWheel", ["s3:GetObject"], [_objects(names, out, WHEEL_PREFIX)]),
             _statement("ListOutputs", ["s3:ListBucket"], [names.bucket_arn(out)]),
-            _statement("ConsumeRequests", _CONSUME, [names.queue_arn(names.request_queue)]),
+            _statement("ConsumeRequests", [*_CONSUME, "sqs:ListQueueTags"],
+                       [names.queue_arn(names.request_queue)]),
             _statement("AnswerReplies", ["sqs:SendMessage", "sqs:GetQueueUrl"], [replies]),
             # The backend looks the dead-letter queue up at start; workers never touch it.
             _statement("FindDeadLetters", ["sqs:GetQueueUrl"],
@@ -58,14 +60,32 @@ def worker_policy(names: StackNames) -> Policy:
     }
 
 
-def web_policy(names: StackNames, worker_template_arn: str) -> Policy:
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """What the web tier may launch: the stack's worker template, instance type and image."""
+
+    template_id: str
+    instance_type: str
+    image_id: str
+    security_group_id: str
+
+
+def _ec2_arn(names: StackNames, kind: str, resource: str = "*", *, account: bool = True) -> str:
+    return f"arn:aws:ec2:{names.region}:{names.account if account else ''}:{kind}/{resource}"
+
+
+def web_policy(names: StackNames, launch: WorkerLaunch) -> Policy:
     """The web tier's policy: uploads, replies, dead letters, and the stack's worker fleet."""
     inp, out = names.inputs_bucket, names.outputs_bucket
-    stack_tag = {"StringEquals": {f"aws:ResourceTag/{TAG_STACK}": names.stack}}
+    template_arn = _ec2_arn(names, "launch-template", launch.template_id)
+    from_template = {"ArnLike": {"ec2:LaunchTemplate": template_arn},
+                     "Bool": {"ec2:IsLaunchTemplateResource": "true"}}
+    workers_of_stack = {"StringEquals": {f"aws:ResourceTag/{TAG_STACK}": names.stack,
+                                         f"aws:ResourceTag/{TAG_ROLE}": ROLE_WORKER}}
     return {
         "Version": "2012-10-17",
         "Statement": [
-            _statement("Inputs", ["s3:GetObject", "s3:PutObject"],
+            _statement("Inputs", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                        [_objects(names, inp, keys.INPUTS_PREFIX)]),
             _statement("Outputs", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                        [_objects(names, out, keys.RESULTS_PREFIX),
@@ -73,20 +93,35 @@ def web_policy(names: StackNames, worker_template_arn: str) -> Policy:
             _statement("ListBuckets", ["s3:ListBucket"],
                        [names.bucket_arn(inp), names.bucket_arn(out)]),
             _statement("SendRequests", ["sqs:SendMessage", "sqs:GetQueueUrl",
-                                        "sqs:GetQueueAttributes"],
+                                        "sqs:GetQueueAttributes", "sqs:ListQueueTags"],
                        [names.queue_arn(names.request_queue)]),
             _statement("DeadLetters", _CONSUME, [names.queue_arn(names.dead_letter_queue)]),
             _statement("ReplyQueues", [*_CONSUME, "sqs:CreateQueue", "sqs:DeleteQueue",
-                                       "sqs:SetQueueAttributes", "sqs:SendMessage"],
+                                       "sqs:SetQueueAttributes", "sqs:SendMessage",
+                                       "sqs:TagQueue"],
                        [names.queue_arn(names.reply_queue_prefix + "*")]),
-            _statement("LaunchWorkers", ["ec2:RunInstances"], [worker_template_arn]),
-            _statement("LaunchWorkersResources", ["ec2:RunInstances", "ec2:CreateTags"], ["*"],
-                       Condition={"ArnLike": {"ec2:LaunchTemplate": worker_template_arn}}),
-            _statement("TerminateStackWorkers", ["ec2:TerminateInstances"], ["*"],
-                       Condition=stack_tag),
-            # Describe* cannot be limited to resources in IAM.
+            _statement("LaunchFromTheWorkerTemplate", ["ec2:RunInstances"], [template_arn]),
+            _statement("LaunchWorkerInstances", ["ec2:RunInstances"],
+                       [_ec2_arn(names, "instance")],
+                       Condition={**from_template,
+                                  "StringEquals": {"ec2:InstanceType": launch.instance_type}}),
+            _statement("LaunchWithTheWorkerImage", ["ec2:RunInstances"],
+                       [_ec2_arn(names, "image", launch.image_id, account=False)]),
+            _statement("LaunchWithTheWorkerGroup", ["ec2:RunInstances"],
+                       [_ec2_arn(names, "security-group", launch.security_group_id)]),
+            _statement("LaunchNetworkAndDisk", ["ec2:RunInstances"],
+                       [_ec2_arn(names, "network-interface"), _ec2_arn(names, "subnet"),
+                        _ec2_arn(names, "volume")], Condition=from_template),
+            _statement("TagWhatItLaunches", ["ec2:CreateTags"],
+                       [_ec2_arn(names, "instance"), _ec2_arn(names, "volume"),
+                        _ec2_arn(names, "network-interface")],
+                       Condition={"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+            _statement("TerminateStackWorkers", ["ec2:TerminateInstances"],
+                       [_ec2_arn(names, "instance")], Condition=workers_of_stack),
+            # Describe* and GetConsoleOutput's reads cannot be limited to resources in IAM.
             _statement("DescribeInstances", ["ec2:DescribeInstances"], ["*"]),
-            _statement("PassWorkerRole", ["iam:PassRole"], [names.role_arn(ROLE_WORKER)]),
+            _statement("PassWorkerRole", ["iam:PassRole"], [names.role_arn(ROLE_WORKER)],
+                       Condition={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         ],
     }
 

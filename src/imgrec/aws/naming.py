@@ -1,13 +1,15 @@
 """Every AWS resource name of a stack, derived from the stack name in one place.
 
 Queues and IAM names are ``<stack>-<kind>`` (``t1-requests``, ``t1-worker``). S3 bucket names are
-global across all accounts, so buckets also carry the account id and region:
-``<stack>-inputs-<account>-<region>``.
+global across all accounts, and a deleted name can be taken by anyone, so buckets also carry the
+account id, the region and a random suffix made by the first ``aws up`` and kept with the stack
+(a tag of its request queue): ``<stack>-inputs-<account>-<region>-<suffix>``.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 
 from .. import keys
@@ -15,12 +17,19 @@ from ..errors import ConfigError
 
 TAG_STACK = "imgrec:stack"
 TAG_ROLE = "imgrec:role"
+TAG_BUCKET_SUFFIX = "imgrec:bucket-suffix"
 ROLE_WORKER = "worker"
 ROLE_WEB = "web"
 WHEEL_PREFIX = "deploy/"
 
 _STACK = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_SUFFIX = re.compile(r"^[a-z0-9]{0,8}$")
+
+
+def new_bucket_suffix() -> str:
+    """Six random lowercase hex characters (a deleted bucket name must not come back to us)."""
+    return secrets.token_hex(3)
 
 
 def validate_stack(stack: str) -> str:
@@ -40,11 +49,19 @@ class StackNames:
     stack: str
     account: str
     region: str
+    bucket_suffix: str = ""
 
     def __post_init__(self) -> None:
         validate_stack(self.stack)
+        if not _SUFFIX.match(self.bucket_suffix):
+            raise ConfigError(f"invalid bucket suffix {self.bucket_suffix!r}")
 
     def _bucket(self, kind: str) -> str:
+        suffix = f"-{self.bucket_suffix}" if self.bucket_suffix else ""
+        return f"{self.bucket_prefix(kind)}{suffix}"
+
+    def bucket_prefix(self, kind: str) -> str:
+        """The bucket name before its suffix (``aws down`` finds leftovers by it)."""
         return f"{self.stack}-{kind}-{self.account}-{self.region}"
 
     @property
@@ -76,7 +93,7 @@ class StackNames:
 
     @property
     def reply_queue_prefix(self) -> str:
-        return self.queue(keys.REPLY_QUEUE_PREFIX.rstrip("-")) + "-"
+        return f"{self.stack}-{keys.REPLY_QUEUE_PREFIX}"
 
     def role(self, role: str) -> str:
         """IAM role and instance profile name of the workers or the web tier."""

@@ -10,18 +10,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings
 from ..deploy import DeployConfig, render_cloud_init
-from ..errors import ConfigError, ImgrecError, PermanentError
+from ..errors import ConfigError, ImgrecError, NameCoolingDown, PermanentError
 from . import iam, quotas, resources, wheelhouse
 from .boot_report import boot_failure
 from .errors import translated
 from .images import ami_parameter, platform
-from .naming import ROLE_WEB, ROLE_WORKER, StackNames
+from .naming import ROLE_WEB, ROLE_WORKER, TAG_BUCKET_SUFFIX, StackNames, new_bucket_suffix
 from .session import AwsSession
 from .sqs_queue import SqsBroker, queue_attributes
 
@@ -77,9 +77,18 @@ class Stack:
         self.progress = progress or (lambda kind, name, status: None)
         self.s3 = session.client("s3")
         self.sqs = session.client("sqs")
+        # The bucket suffix: kept in the request queue's tags; from the account's bucket list
+        # after a half-finished up or down; a new one while the stack has no buckets at all.
+        suffix = resources.queue_bucket_suffix(self.sqs, names)
+        if suffix is None:
+            suffix = resources.owned_bucket_suffix(self.s3, names)
+        self.names = replace(names, bucket_suffix=new_bucket_suffix() if suffix is None
+                             else suffix)
         self.iam = session.client("iam")
         self.ec2 = session.client("ec2")
         self.broker = SqsBroker(self.sqs)
+        self.name_cooldown_s = 90.0  # SQS: 60 s after DeleteQueue, with a margin
+        self.cooldown_poll_s = 5.0
 
     def _report(self, out: list[ResourceStatus], kind: str, name: str, status: str,
                 detail: str = "") -> None:
@@ -118,26 +127,40 @@ class Stack:
         self._report(out, "role", n.role(ROLE_WORKER), resources.ensure_role(
             self.iam, n, n.role(ROLE_WORKER), iam.assume_role_policy(),
             n.policy(ROLE_WORKER), iam.worker_policy(n)))
-        worker_lt = self._tier(out, ROLE_WORKER, cfg, ami, opts.instance_type, [])
-        self._check_quota(out, opts)
+        worker_lt, worker_group = self._tier(out, ROLE_WORKER, cfg, ami, opts.instance_type, [])
+        self._check_quota(opts)
         if opts.with_web:
             self._report(out, "role", n.role(ROLE_WEB), resources.ensure_role(
                 self.iam, n, n.role(ROLE_WEB), iam.assume_role_policy(),
-                n.policy(ROLE_WEB), iam.web_policy(n, self._template_arn(worker_lt))))
+                n.policy(ROLE_WEB), iam.web_policy(n, iam.WorkerLaunch(
+                    worker_lt, opts.instance_type, ami, worker_group))))
             ingress = [{"IpProtocol": "tcp", "FromPort": opts.port, "ToPort": opts.port,
                         "IpRanges": [{"CidrIp": opts.allow_cidr}]}]
-            web_lt = self._tier(out, ROLE_WEB, cfg, ami, opts.instance_type, ingress)
+            web_lt, _group = self._tier(out, ROLE_WEB, cfg, ami, opts.instance_type, ingress)
             self._ensure_web_instance(out, web_lt)
         return out
 
-    def _check_quota(self, out: list[ResourceStatus], opts: UpOptions) -> None:
+    def _check_quota(self, opts: UpOptions) -> None:
         cap = int(dict(opts.web_settings).get("max_workers", "20")) + int(opts.with_web)
         status, detail = quotas.quota_check(
             opts.instance_type, cap, quotas.vcpus(self.ec2, opts.instance_type),
             quotas.standard_vcpu_quota(self.session.client("service-quotas")))
-        self._report(out, "vCPU quota", f"{cap} x {opts.instance_type}", status, detail)
+        self.progress("vCPU quota", f"{cap} x {opts.instance_type}", f"{status}: {detail}")
         if status == "WARNING":
             log.warning("vCPU quota: %s", detail)
+
+    def _create_queue_when_allowed(self, name: str, attrs: dict[str, str]) -> str:
+        """SQS refuses a queue name for 60 s after a queue of that name was deleted: wait."""
+        deadline = time.monotonic() + self.name_cooldown_s
+        while True:
+            try:
+                return self.broker.ensure(name, attrs)
+            except NameCoolingDown:
+                if time.monotonic() > deadline:
+                    raise
+                self.progress("queue", name, "deleted recently; SQS allows the name again "
+                              "60 s after a delete, waiting")
+                time.sleep(self.cooldown_poll_s)
 
     def _ensure_queue(self, name: str, attrs: dict[str, str]) -> str:
         try:
@@ -148,9 +171,10 @@ class Stack:
             current = None
         if current is not None and _same_attrs(current, attrs):
             return "unchanged"
-        url = self.broker.ensure(name, attrs)
+        url = self._create_queue_when_allowed(name, attrs)
+        tags = {**self.names.stack_tags(), TAG_BUCKET_SUFFIX: self.names.bucket_suffix}
         with translated(f"cannot tag queue {name}"):
-            self.sqs.tag_queue(QueueUrl=url, Tags=self.names.stack_tags())
+            self.sqs.tag_queue(QueueUrl=url, Tags=tags)
         return "created" if current is None else "updated"
 
     def _latest_ami(self, instance_type: str) -> str:
@@ -159,7 +183,8 @@ class Stack:
             return str(self.session.client("ssm").get_parameter(Name=param)["Parameter"]["Value"])
 
     def _tier(self, out: list[ResourceStatus], role: str, cfg: DeployConfig, ami: str,
-              instance_type: str, ingress: list[dict[str, Any]]) -> str:
+              instance_type: str, ingress: list[dict[str, Any]]) -> tuple[str, str]:
+        """The tier's security group and launch template; returns (template id, group id)."""
         n = self.names
         status, group_id = resources.ensure_security_group(self.ec2, n, role, ingress)
         self._report(out, "security group", n.security_group(role), status, group_id)
@@ -176,11 +201,7 @@ class Stack:
         }
         status, template_id = resources.ensure_launch_template(self.ec2, n, role, data)
         self._report(out, "launch template", n.launch_template(role), status, template_id)
-        return template_id
-
-    def _template_arn(self, template_id: str) -> str:
-        return (f"arn:aws:ec2:{self.names.region}:{self.names.account}:"
-                f"launch-template/{template_id}")
+        return template_id, group_id
 
     def _ensure_web_instance(self, out: list[ResourceStatus], template_id: str) -> None:
         running = resources.stack_instances(self.ec2, self.names, ROLE_WEB,
@@ -312,5 +333,5 @@ def open_stack(stack: str, region: str | None, progress: Progress | None = None)
     from .naming import validate_stack
 
     session = AwsSession(region)
-    return Stack(session, StackNames(validate_stack(stack), session.account, session.region),
-                 progress)
+    names = StackNames(validate_stack(stack), session.account, session.region)
+    return Stack(session, names, progress)

@@ -12,8 +12,8 @@ import json
 import time
 from typing import Any
 
-from .errors import ABSENT, EXISTS, translated
-from .naming import StackNames
+from .errors import ABSENT, EXISTS, NOT_FOUND_QUEUE, translated
+from .naming import TAG_BUCKET_SUFFIX, StackNames
 
 _TEMPLATE_ABSENT = ABSENT | {"InvalidLaunchTemplateName.MalformedException",
                              "InvalidLaunchTemplateId.VersionNotFound"}
@@ -85,6 +85,33 @@ def delete_bucket(s3: Any, bucket: str) -> str:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
         s3.delete_bucket(Bucket=bucket)
     return "absent" if outcome.tolerated else "deleted"
+
+
+def owned_bucket_suffix(s3: Any, names: StackNames) -> str | None:
+    """The suffix of the stack's outputs bucket among the account's own buckets, if any.
+
+    ``""`` for a bucket named without a suffix (a stack made before suffixes); None for none.
+    """
+    prefix = names.bucket_prefix("outputs")
+    with translated("cannot list the account's buckets"):
+        buckets = [str(b["Name"]) for b in s3.list_buckets().get("Buckets", [])]
+    for name in buckets:
+        if name == prefix:
+            return ""
+        if name.startswith(f"{prefix}-"):
+            return name[len(prefix) + 1:]
+    return None
+
+
+def queue_bucket_suffix(sqs: Any, names: StackNames) -> str | None:
+    """The bucket suffix kept in the request queue's tags; None if the queue is absent."""
+    with translated(f"queue {names.request_queue}", tolerate=NOT_FOUND_QUEUE) as absent:
+        url = sqs.get_queue_url(QueueName=names.request_queue)["QueueUrl"]
+    if absent.tolerated:
+        return None
+    with translated(f"cannot read the tags of queue {names.request_queue}"):
+        tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+    return str(tags.get(TAG_BUCKET_SUFFIX, ""))
 
 
 # --- IAM ------------------------------------------------------------------------------------

@@ -42,8 +42,19 @@ class AwsSession:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._session.client(service, config=_CONFIG)
-            return self._clients[service]
+                client = self._session.client(service, config=_CONFIG)
+                if service == "s3":
+                    client.meta.events.register("before-parameter-build.s3.*",
+                                                self._expect_own_buckets)
+                self._clients[service] = client
+        return self._clients[service]
+
+    def _expect_own_buckets(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        """Every S3 call that can says whose bucket it expects: a bucket name another account
+        took after we deleted ours must fail (403), not receive our data."""
+        if "ExpectedBucketOwner" in model.input_shape.members and \
+                "ExpectedBucketOwner" not in params:
+            params["ExpectedBucketOwner"] = self.account
 
     @property
     def account(self) -> str:

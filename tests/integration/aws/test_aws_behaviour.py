@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 from tests.helpers.aws_adapters import Endpoint
-from tests.helpers.aws_faults import DescribeLag, Ec2Error, FaultProxy, ServiceQuota
+from tests.helpers.aws_faults import (
+    DescribeLag,
+    Ec2Error,
+    FaultProxy,
+    QueueDeletedRecently,
+    ServiceQuota,
+)
 
 from imgrec import keys
 from imgrec.autoscale.controller import Controller
@@ -227,8 +233,57 @@ def test_aws_up_checks_the_cap_against_the_vcpu_quota(
 ) -> None:
     if quota is not None:
         proxy.add(ServiceQuota(quota))
-    rows = open_stack("t1", None).up(UpOptions(wheel=wheel, instance_type="c7i.large"))
-    [row] = [r for r in rows if r.kind == "vCPU quota"]
-    assert row.status == status, row
+    steps: list[tuple[str, str, str]] = []
+    open_stack("t1", None, lambda *step: steps.append(step)).up(
+        UpOptions(wheel=wheel, instance_type="c7i.large"))
+    [shown] = [s for kind, _name, s in steps if kind == "vCPU quota"]
+    assert shown.startswith(status), shown
     if status == "WARNING":
-        assert "40 vCPUs" in row.detail and "at most 8 will run" in row.detail
+        assert "40 vCPUs" in shown and "at most 8 will run" in shown
+
+
+def test_down_then_up_waits_out_the_queue_name_cooldown(proxy: FaultProxy, wheel: Path) -> None:
+    cooldown = proxy.add(QueueDeletedRecently(cooldown_s=3.0))
+    steps: list[tuple[str, str, str]] = []
+    stack = open_stack("t1", None, lambda *step: steps.append(step))
+    stack.cooldown_poll_s = 0.5
+    stack.up(UpOptions(wheel=wheel))
+    stack.down()
+    rows = stack.up(UpOptions(wheel=wheel))
+    assert {r.name: r.status for r in rows if r.kind == "queue"} == {
+        "t1-requests-dead": "created", "t1-requests": "created"}
+    assert isinstance(cooldown, QueueDeletedRecently) and cooldown.refused >= 1
+    assert any("deleted recently" in status for _kind, _name, status in steps)
+
+
+def test_buckets_carry_a_random_suffix_kept_with_the_stack(proxy: FaultProxy, wheel: Path) -> None:
+    proxy.add(QueueDeletedRecently(cooldown_s=0.0))
+    stack = open_stack("t1", None)
+    stack.up(UpOptions(wheel=wheel))
+    first = stack.names
+    assert first.bucket_suffix and first.outputs_bucket.endswith(f"-{first.bucket_suffix}")
+    assert open_stack("t1", None).names == first  # found again from the stack itself
+    backend = open_backend(load_settings(backend="aws", stack="t1"))
+    backend.store.put("results/x.json", b"{}")
+    assert proxy.find("s3", "PUTObject")[-1].path.startswith(f"/{first.outputs_bucket}/")
+    stack.down()
+    again = open_stack("t1", None)
+    again.up(UpOptions(wheel=wheel))
+    assert again.names.bucket_suffix != first.bucket_suffix  # never reuses a deleted name
+
+
+def test_every_bucket_call_names_the_expected_owner(proxy: FaultProxy, backend: Backend) -> None:
+    backend.store.put("results/x.json", b"{}")
+    assert backend.store.get("results/x.json") == b"{}"
+    assert list(backend.store.list("results/")) == ["results/x.json"]
+    backend.store.delete("results/x.json")
+    s3_calls = [c for c in proxy.calls if c.service == "s3"]
+    create_bucket = [c for c in s3_calls if c.action == "PUTBucket" and "?" not in c.path]
+    list_buckets = [c for c in s3_calls if c.path == "/"]
+    unowned = [c for c in s3_calls  # CreateBucket and ListBuckets take no owner
+               if c not in create_bucket and c not in list_buckets]
+    assert unowned
+    account = open_stack("t1", None).names.account
+    missing = {(c.method, c.path.split("?")[0]) for c in unowned
+               if c.headers.get("x-amz-expected-bucket-owner") != account}
+    assert not missing

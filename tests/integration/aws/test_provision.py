@@ -14,6 +14,7 @@ import pytest
 from tests.helpers.aws_adapters import DEBIAN_12_AMIS, Endpoint
 from typer.testing import CliRunner
 
+from imgrec import keys
 from imgrec.aws import iam
 from imgrec.aws.provision import Stack, UpOptions, open_stack
 from imgrec.cli import app
@@ -141,7 +142,7 @@ def test_down_leaves_nothing_behind_and_spares_other_stacks(moto: Endpoint, whee
     stack.up(UpOptions(wheel=wheel))
     from imgrec.aws.sqs_queue import SqsBroker
 
-    SqsBroker(moto.client("sqs"), stack.names.queue).open("replies-abc123")  # a web tier's
+    SqsBroker(moto.client("sqs"), stack.names.queue).open(keys.reply_queue_name("abc123"))
     moto.client("s3").put_object(Bucket=stack.names.inputs_bucket, Key="inputs/x", Body=b"1")
     stack.down()
     assert _everything(moto) == only_other

@@ -35,15 +35,14 @@ def test_worker_policy_names_only_the_stacks_buckets_and_queues() -> None:
     for resource in iam.policy_resources(policy):
         assert ("demo-inputs-123456789012-eu-west-1" in resource
                 or "demo-outputs-123456789012-eu-west-1" in resource
-                or resource.endswith((":demo-requests", ":demo-requests-dead", ":demo-replies-*")))
+                or resource.endswith((":demo-requests", ":demo-requests-dead", ":demo-replies_*")))
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert not any(a.endswith("*") for a in actions)
     assert "sqs:CreateQueue" not in actions and "s3:DeleteObject" not in actions
 
 
 def test_web_policy_limits_ec2_to_the_stack() -> None:
-    arn = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-1"
-    policy = iam.web_policy(NAMES, arn)
+    policy = iam.web_policy(NAMES, iam.WorkerLaunch("lt-1", "c7i.large", "ami-1", "sg-1"))
     for statement in policy["Statement"]:
         if statement["Resource"] == ["*"]:
             assert "Condition" in statement or statement["Action"] == ["ec2:DescribeInstances"]
