@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +145,13 @@ def read_csv(path: Path) -> list[float]:
     if min(times) < 0:
         raise TraceError(f"{path}: arrival times must not be negative")
     return sorted(times)
+
+
+def to_csv(arrivals: Sequence[float], comments: Sequence[str] = ()) -> str:
+    """A trace file's text (the format above), e.g. to record a load generator's arrivals."""
+    lines = [f"# {c}" for c in comments] + ["arrival_s"]
+    lines += [f"{t:.3f}" for t in sorted(arrivals)]
+    return "\n".join(lines) + "\n"
 
 
 def parse_trace(spec: str) -> Trace:
