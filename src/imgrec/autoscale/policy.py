@@ -10,21 +10,27 @@ idle since, ``processed`` count) and, once measured or remembered from a previou
 
 1. *Arrival rate* (``rates``): cumulative arrivals are backlog + completions (the growth of the
    heartbeats' ``processed`` counts); the rate is the median over five parts of a window of
-   about two boot times (1.5 s to 60 s), so a one-off burst counts as backlog, not as a rate.
-2. *For the rate*: enough workers to serve the rate expected one boot time ahead (rising trend
-   only) at ``utilisation`` busy; at least one while requests keep coming (arrivals in two
-   parts of the window).
+   two boot times (10 s to 60 s, so a few heartbeats fall in each part), so a one-off burst is
+   backlog, not a rate. Its trend (Theil-Sen, bursts capped) counts only beyond what Poisson
+   noise would give.
+2. *For the rate*: enough workers to serve the rate expected one boot time ahead at
+   ``utilisation`` busy (default 0.9). The rate grows a fleet in use; from zero the first
+   request starts it (see 3), so a trickle does not relaunch a worker just drained.
 3. *For the backlog*: the fewest more workers that clear the backlog, plus what arrives
-   meanwhile, by the deadline: ``target_latency_s`` (default 1.5 x boot; a target below the
-   boot time counts from readiness), counting what serving workers and those still booting do
-   before it. None when the current workers manage: a launch that cannot help is not made.
-4. *Scale-in, the ski-rental rule*: capacity asked for by the rate is kept for one boot time
-   after the rate fell (keeping an idle worker that long costs what a new boot would). Beyond
-   that, idle (READY) workers are drained: at once when a sustained rate shows the surplus, after
-   ``idle_before_drain_s`` when nothing arrives (a burst served, nothing more coming), and any
-   worker idle for a whole idle window (boot time, at least ``idle_before_drain_s``) whatever
-   the estimate. So a fleet whose workers boot in 0.3 s still drains within about a second, and
-   one whose workers boot in 40 s does not flap.
+   meanwhile, by the deadline: ``target_latency_s`` (default 1.5 x boot; a target the boot time
+   alone exceeds counts from readiness), counting what serving workers and those still booting
+   do before it. None when the current workers manage: a launch that cannot help is not made.
+   A burst of 100 with 40 s boots: at 50 images/s one worker (ready at 40 s, done at 42 s), at
+   0.5 images/s ten (each serves 20 s).
+4. *Scale-in, the ski-rental rule*: a worker idle costs, per second, what a boot costs per second
+   of booting, so capacity is kept about one boot time longer than it seems needed, and no
+   longer. The workers the rate asked for are kept for one boot time after it fell (the need is
+   held); beyond that, READY workers are drained at once while a sustained rate shows the
+   surplus, after ``idle_before_drain_s`` when nothing is arriving (a burst served, nothing to
+   wait for), and once every worker has been idle for an idle window (the boot time, at least
+   ``idle_before_drain_s``) whatever the estimate. So workers that boot in 0.3 s drain about a
+   second after the last answer, and workers that boot in 40 s do not flap and are gone one
+   idle window after it.
 
 **Cold** (rate or boot time not known yet) it falls back to a ratio: one worker per
 ``target_backlog_per_worker`` messages, no launch when serving workers clear a shrinking
@@ -37,8 +43,10 @@ Both then go through the same steps: ``clamp`` to ``[min_workers, max_workers]``
 decision never launches and drains at once. Each carries its reason in words and the inputs it
 used (``PolicyInputs``).
 
-Tuning: ``target_latency_s`` trades cost for latency. Lower it and bursts get more workers
-sooner (each extra one costs at least a boot time); raise it and fewer workers serve longer.
+Tuning: ``target_latency_s`` trades cost for latency on bursts. Lower it and a burst gets more
+workers (each extra one costs at least a boot time); raise it and fewer workers serve it for
+longer. ``utilisation`` does the same for steady traffic: lower leaves more headroom for
+bursts of chance, higher costs less. Neither changes anything while the policy is cold.
 
 Example::
 
@@ -49,250 +57,43 @@ Example::
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
 
-from ..ports import WorkerInfo, WorkerState
-from . import sizing
-from .rates import ArrivalEstimate, ArrivalHistory, arrival_estimate, sub_window_rates
+from ..ports import WorkerInfo
+from .plans import (
+    cold_plan,
+    held_need,
+    knows_rates,
+    rate_plan,
+    rate_window_s,
+    requests_ongoing,
+    skip_launch_that_cannot_help,
+    wanted_for_backlog,
+)
+from .policy_types import (
+    CAPACITY_STATES,
+    Decision,
+    DrainRule,
+    NamedPolicy,
+    Observation,
+    Plan,
+    PolicyInputs,
+    PolicySettings,
+    PolicyState,
+    all_idle,
+    capacity,
+    idle_workers,
+    serving,
+)
 
-CAPACITY_STATES = frozenset({WorkerState.STARTING, WorkerState.READY, WorkerState.BUSY})
-RATE_WINDOW_BOOTS = 2.0
-RATE_WINDOW_LIMITS_S = (10.0, 60.0)
-ONGOING_PARTS = 2  # window parts with arrivals that show requests are still coming
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the controller saw in one tick.
-
-    ``rate_per_worker`` is one worker's images/s and ``boot_s`` the launch-to-ready seconds,
-    measured recently or remembered from a previous run; ``None`` when neither is known.
-    """
-
-    visible: int
-    in_flight: int
-    workers: tuple[WorkerInfo, ...] = ()
-    rate_per_worker: float | None = None
-    boot_s: float | None = None
-
-    @property
-    def backlog(self) -> int:
-        return self.visible + self.in_flight
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    """The policy's knobs (seconds, message counts, a fraction)."""
-
-    max_workers: int
-    min_workers: int = 0
-    target_backlog_per_worker: float = 10.0  # cold only
-    scale_out_delay_s: float = 0.0
-    scale_in_delay_s: float = 0.0
-    idle_before_drain_s: float = 1.0
-    target_latency_s: float | None = None  # None: 1.5 x the boot time
-    utilisation: float = 0.9  # the busy fraction workers are sized for
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_workers <= self.max_workers:
-            raise ValueError(
-                f"need 0 <= min_workers ({self.min_workers}) <= max_workers ({self.max_workers})"
-            )
-        if self.target_backlog_per_worker <= 0:
-            raise ValueError("target_backlog_per_worker must be positive")
-        if self.target_latency_s is not None and self.target_latency_s <= 0:
-            raise ValueError("target_latency_s must be positive (or None for 1.5 x boot time)")
-        if not 0 < self.utilisation <= 1:
-            raise ValueError("utilisation must be in (0, 1]")
-
-
-@dataclass(frozen=True)
-class PolicyState:
-    """What the policy carries from tick to tick."""
-
-    short_since: float | None = None  # capacity short of the plan since
-    surplus_since: float | None = None
-    backlog: int | None = None  # at the previous tick
-    arrivals: ArrivalHistory = ArrivalHistory()
-    rate_needs: tuple[tuple[float, int], ...] = ()  # (time, workers the rate asked for)
-
-
-@dataclass(frozen=True)
-class PolicyInputs:
-    """What a decision was based on, for status pages and logs (rates per second, seconds)."""
-
-    mode: str  # "rates" or "cold"
-    backlog: int
-    capacity: int
-    arrival_rate: float | None = None
-    arrival_trend: float | None = None
-    rate_per_worker: float | None = None
-    boot_s: float | None = None
-    deadline_s: float | None = None
-    for_rate: int | None = None  # held for the ski-rental window
-    for_backlog: int | None = None  # more workers the backlog asks for
-    target: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Launch ``launch`` workers and/or drain the workers ``drain``, because of ``reason``."""
-
-    launch: int = 0
-    drain: tuple[str, ...] = ()
-    reason: str = "steady"
-    inputs: PolicyInputs | None = field(default=None, compare=False)
-
-    @property
-    def is_action(self) -> bool:
-        return self.launch > 0 or bool(self.drain)
-
-
-@dataclass(frozen=True)
-class NamedPolicy:
-    """A policy function with its name and initial state (ours, or a baseline to compare)."""
-
-    name: str
-    decide: Callable[[Observation, PolicySettings, Any, float], tuple[Decision, Any]]
-    initial_state: Callable[[], Any]
-    interval_s: float | None = None  # how often it is evaluated; None: the controller's tick
-    notes: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True)
-class DrainRule:
-    """READY workers idle ``idle_s`` may be drained while ``keep`` workers are left."""
-
-    keep: int
-    idle_s: float
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Capacity to reach now (``up``), to keep (``keep``), and which idle workers may go."""
-
-    up: int
-    keep: int
-    drain_rules: tuple[DrainRule, ...]
-    why: str
-    inputs: PolicyInputs
-    rate_needs: tuple[tuple[float, int], ...] = ()
-
-
-def capacity(workers: Sequence[WorkerInfo]) -> int:
-    """Workers that serve or soon will: starting, ready and busy (not draining)."""
-    return sum(1 for w in workers if w.state in CAPACITY_STATES)
-
-
-def serving(workers: Sequence[WorkerInfo]) -> int:
-    return sum(1 for w in workers if w.state in (WorkerState.READY, WorkerState.BUSY))
-
-
-def knows_rates(obs: Observation) -> bool:
-    return bool(obs.rate_per_worker) and obs.boot_s is not None
-
-
-def skip_launch_that_cannot_help(obs: Observation, previous_backlog: int | None) -> bool:
-    """Whether the serving workers clear a backlog that is not growing before a new one is ready.
-
-    Only a shrinking (or steady) backlog: while requests keep arriving faster than they are
-    served, what is queued now says little about what will be queued after the boot time.
-    """
-    if obs.rate_per_worker is None or obs.boot_s is None or previous_backlog is None:
-        return False
-    n = serving(obs.workers)
-    return (n > 0 and obs.backlog <= previous_backlog
-            and obs.backlog <= n * obs.rate_per_worker * obs.boot_s)
-
-
-def wanted_for_backlog(
-    obs: Observation, settings: PolicySettings, previous_backlog: int | None = None
-) -> int:
-    """Cold: workers the backlog asks for at ``target_backlog_per_worker``, before the bounds."""
-    wanted = math.ceil(obs.backlog / settings.target_backlog_per_worker)
-    if skip_launch_that_cannot_help(obs, previous_backlog):
-        wanted = min(wanted, capacity(obs.workers))
-    return wanted
-
-
-def rate_window_s(boot_s: float) -> float:
-    """The arrival-rate window: about two boot times, within ``RATE_WINDOW_LIMITS_S``."""
-    low, high = RATE_WINDOW_LIMITS_S
-    return min(high, max(low, RATE_WINDOW_BOOTS * boot_s))
-
-
-def requests_ongoing(history: ArrivalHistory, now: float, window_s: float) -> bool:
-    """Whether arrivals showed up in at least two parts of the window (a stream, not a burst)."""
-    parts = sub_window_rates(history.samples, now, window_s)
-    return sum(1 for _, r in parts if r > 0) >= ONGOING_PARTS
-
-
-def all_idle(workers: Sequence[WorkerInfo], now: float, idle_s: float) -> bool:
-    """Whether every worker that counts as capacity is READY and idle for ``idle_s``."""
-    return len(idle_workers(workers, now, idle_s)) == capacity(workers)
-
-
-def held_need(
-    needs: tuple[tuple[float, int], ...], now: float, hold_s: float, need: int
-) -> tuple[int, tuple[tuple[float, int], ...]]:
-    """The largest rate need of the last ``hold_s`` (this one included), and the kept history."""
-    kept = (*((t, n) for t, n in needs if now - t < hold_s), (now, need))
-    return max(n for _, n in kept), kept
-
-
-def cold_plan(obs: Observation, settings: PolicySettings, state: PolicyState) -> Plan:
-    wanted = wanted_for_backlog(obs, settings, state.backlog)
-    inputs = PolicyInputs("cold", obs.backlog, capacity(obs.workers), target=wanted,
-                          rate_per_worker=obs.rate_per_worker, boot_s=obs.boot_s)
-    why = (f"rate or boot time not measured yet: backlog {obs.backlog} at "
-           f"{settings.target_backlog_per_worker:g} per worker wants {wanted}")
-    return Plan(wanted, wanted, (DrainRule(wanted, settings.idle_before_drain_s),), why, inputs)
-
-
-def rate_plan(
-    obs: Observation, settings: PolicySettings, state: PolicyState, history: ArrivalHistory,
-    now: float,
-) -> Plan:
-    rate, boot = float(obs.rate_per_worker or 0.0), float(obs.boot_s or 0.0)
-    window = rate_window_s(boot)
-    est = arrival_estimate(history, now, window) or ArrivalEstimate(0.0, 0.0)
-    for_rate = sizing.workers_for_rate(est.ahead(boot), rate, settings.utilisation)
-    held, needs = held_need(state.rate_needs, now, boot, for_rate)
-    ongoing = int(requests_ongoing(history, now, window))
-    deadline = sizing.deadline_s(settings.target_latency_s, boot)
-    starting = [w.launched_at for w in obs.workers if w.state == WorkerState.STARTING]
-    have = capacity(obs.workers)
-    extra = sizing.extra_for_backlog(
-        obs.backlog, est.rate, rate, boot, deadline, serving(obs.workers),
-        sizing.starting_left_s(starting, boot, now),
-    )
-    keep = max(held, ongoing,
-               sizing.workers_to_keep_for_backlog(obs.backlog, est.rate, rate, deadline))
-    up = max(for_rate, have + extra)
-    inputs = PolicyInputs(
-        "rates", obs.backlog, have, round(est.rate, 3), round(est.trend, 5), rate, boot,
-        round(deadline, 3), held, extra, max(up, keep),
-    )
-    why = (f"arrivals {est.rate:.2f}/s (trend {est.trend:+.3f}/s per s) at {rate:g}/s per "
-           f"worker need {for_rate} (held {held} for {boot:.1f} s); backlog {obs.backlog} by "
-           f"{deadline:.1f} s needs {extra} more")
-    idle_window = max(boot, settings.idle_before_drain_s)
-    rules = (
-        # Beyond what the rate (held) and the backlog ask for: at once while a sustained rate
-        # shows the surplus, after the usual idle time when nothing is arriving.
-        DrainRule(keep, 0.0 if est.rate > 0 else settings.idle_before_drain_s),
-        # Idle for a whole idle window: let it go unless the rate (held) asks for it as
-        # headroom of a fleet that is otherwise busy. When every worker has been idle that
-        # long nothing arrived for a boot time: the next request is cheaper to boot for.
-        DrainRule(0 if all_idle(obs.workers, now, idle_window) else held, idle_window),
-    )
-    return Plan(up, keep, rules, why, inputs, needs)
+__all__ = [
+    "CAPACITY_STATES", "OURS", "Decision", "DrainRule", "NamedPolicy", "Observation", "Plan",
+    "PolicyInputs", "PolicySettings", "PolicyState", "act", "after_delay", "all_idle",
+    "capacity", "clamp", "cold_plan", "decide", "decide_by_ratio", "drain_choice", "held_need",
+    "idle_workers", "knows_rates", "launch_count", "rate_plan", "rate_window_s",
+    "requests_ongoing", "serving", "skip_launch_that_cannot_help", "wanted_for_backlog",
+]
 
 
 def clamp(wanted: int, settings: PolicySettings) -> int:
@@ -309,16 +110,6 @@ def launch_count(target: int, workers: Sequence[WorkerInfo], settings: PolicySet
     """Workers to launch to reach ``target``: starting ones count, and never past the cap."""
     have = capacity(workers)
     return max(0, min(target, settings.max_workers) - have)
-
-
-def idle_workers(workers: Sequence[WorkerInfo], now: float, idle_s: float) -> list[WorkerInfo]:
-    """READY workers idle for at least ``idle_s``, longest idle first."""
-    idle = [
-        w for w in workers
-        if w.state == WorkerState.READY and w.idle_since is not None
-        and now - w.idle_since >= idle_s
-    ]
-    return sorted(idle, key=lambda w: (w.idle_since or 0.0, w.worker_id))
 
 
 def drain_choice(

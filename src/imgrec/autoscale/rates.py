@@ -9,7 +9,8 @@ carries from tick to tick), and ``arrival_estimate`` reads a level and a trend f
 - the window is cut into ``SUB_WINDOWS`` equal parts and the level is the **median** of their
   rates, so a one-off burst (all in one part) is not taken for a sustained rate: the burst is
   backlog, sized as such, and would otherwise keep workers up long after it is served;
-- the trend is the Theil-Sen slope (median of pairwise slopes) of the same parts, equally robust.
+- the trend is the Theil-Sen slope (median of pairwise slopes) of the same parts, each counted
+  at no more than twice the level, so a burst does not pass for a rise either.
 
 Example::
 
@@ -32,6 +33,7 @@ from ..ports import WorkerInfo
 SUB_WINDOWS = 5
 MIN_KNOWN_SUB_WINDOWS = 3  # a median of fewer parts would let one burst pass for a rate
 MAX_HISTORY_S = 120.0
+BURST_CAP = 2.0
 TREND_NOISE_MARGIN = 2.0 # standard errors a trend must exceed before the fleet scales ahead
 
 
@@ -134,7 +136,10 @@ def arrival_estimate(
         return None
     level = statistics.median(r for _, r in rates)
     mids = [t for t, _ in rates]
-    return ArrivalEstimate(level, theil_sen_slope(rates),
+    # A burst in one or two parts would tilt even a robust slope: parts count for the trend
+    # at no more than BURST_CAP x the level.
+    capped = [(t, min(r, BURST_CAP * level)) for t, r in rates]
+    return ArrivalEstimate(level, theil_sen_slope(capped),
                            trend_noise(level, window_s / SUB_WINDOWS, mids),
                            lag_s=now - statistics.median(mids))
 
