@@ -380,3 +380,13 @@ def test_inputs_are_a_plain_dict_for_status() -> None:
     record = d.inputs.to_dict()
     assert {"arrival_rate", "rate_per_worker", "boot_s", "deadline_s", "for_rate",
             "for_backlog", "mode"} <= record.keys()
+
+
+def test_a_trickle_does_not_relaunch_the_worker_it_just_lost() -> None:
+    stream = Stream(PolicySettings(max_workers=15))
+    for t in range(120):  # one request every 5 s, served at once
+        stream.tick(float(t), 1.0 if t % 5 == 0 else 0.0, [R], idle_for=float(t % 5), backlog=0)
+    d = stream.tick(121.0, 0.0, [], backlog=0)  # the worker went; nothing is queued
+    assert d.launch == 0
+    d = stream.tick(122.0, 1.0, [], backlog=1)  # the next request starts one
+    assert d.launch == 1

@@ -103,3 +103,14 @@ def test_a_trend_within_its_noise_is_not_scaled_ahead_of() -> None:
     assert ArrivalEstimate(10.0, 0.05, trend_noise=0.02, lag_s=30).ahead(40.0) == \
         pytest.approx(10.7)
     assert ArrivalEstimate(10.0, -1.0).ahead(40.0) == 10.0
+
+
+def test_a_burst_does_not_pass_for_a_rising_trend() -> None:
+    history = ArrivalHistory()
+    total = 0
+    for t in range(61):  # 2/s, and 200 more over the last 15 s
+        total += 2 + (14 if t > 45 else 0)
+        history = history.observe(float(t), total, ())
+    est = arrival_estimate(history, 60.0, 60.0)
+    assert est is not None and est.rate == pytest.approx(2.0, abs=0.3)
+    assert est.ahead(40.0) < 10.0
