@@ -77,10 +77,10 @@ def held_need(
 
 def cold_plan(obs: Observation, settings: PolicySettings, state: PolicyState) -> Plan:
     wanted = wanted_for_backlog(obs, settings, state.backlog)
-    inputs = PolicyInputs("cold", obs.backlog, capacity(obs.workers), target=wanted,
+    inputs = PolicyInputs("cold", obs.backlog, capacity(obs.workers), target_workers=wanted,
                           rate_per_worker=obs.rate_per_worker, boot_s=obs.boot_s)
     why = (f"rate or boot time not measured yet: backlog {obs.backlog} at "
-           f"{settings.target_backlog_per_worker:g} per worker wants {wanted}")
+           f"{settings.target_backlog_per_worker:g} per worker wants {wanted} workers")
     return Plan(wanted, wanted, (DrainRule(wanted, settings.idle_before_drain_s),), why, inputs)
 
 
@@ -108,12 +108,15 @@ def rate_plan(
                sizing.workers_to_keep_for_backlog(obs.backlog, est.rate, rate, deadline))
     up = max(for_rate if have else 0, have + extra)
     inputs = PolicyInputs(
-        "rates", obs.backlog, have, round(est.rate, 3), round(est.trend, 5), rate, boot,
-        round(deadline, 3), held, extra, max(up, keep),
+        "rates", obs.backlog, have, arrival_rate=round(est.rate, 3),
+        arrival_trend=round(est.trend, 5), rate_per_worker=rate, boot_s=boot,
+        target_latency_s=settings.target_latency_s, deadline_s=round(deadline, 3),
+        utilisation=settings.utilisation, for_rate=held, for_backlog=extra,
+        target_workers=max(up, keep),
     )
-    why = (f"arrivals {est.rate:.2f}/s (trend {est.trend:+.3f}/s per s) at {rate:g}/s per "
-           f"worker need {for_rate} (held {held} for {boot:.1f} s); backlog {obs.backlog} by "
-           f"{deadline:.1f} s needs {extra} more")
+    why = (f"{est.rate:.2f} requests/s arriving (trend {est.trend:+.3f}/s per s) need "
+           f"{for_rate} workers at {rate:g}/s each ({held} kept for a {boot:.1f} s boot); "
+           f"backlog {obs.backlog} by {deadline:.1f} s needs {extra} more")
     idle_window = max(boot, settings.idle_before_drain_s)
     rules = (
         # Beyond what the rate (held) and the backlog ask for: at once while a sustained rate

@@ -74,7 +74,12 @@ class PolicyState:
 
 @dataclass(frozen=True)
 class PolicyInputs:
-    """What a decision was based on, for status pages and logs (rates per second, seconds)."""
+    """What a decision was based on, for status pages and logs.
+
+    Rates are per second (``arrival_trend`` per second per second), times in seconds, workers
+    counted. ``None``: not used (cold) or not measured. ``deadline_s`` is the latency target in
+    effect (``target_latency_s``, or 1.5 x boot when that is None).
+    """
 
     mode: str  # "rates" or "cold"
     backlog: int
@@ -83,10 +88,12 @@ class PolicyInputs:
     arrival_trend: float | None = None
     rate_per_worker: float | None = None
     boot_s: float | None = None
+    target_latency_s: float | None = None
     deadline_s: float | None = None
+    utilisation: float | None = None
     for_rate: int | None = None  # held for the ski-rental window
     for_backlog: int | None = None  # more workers the backlog asks for
-    target: int = 0
+    target_workers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

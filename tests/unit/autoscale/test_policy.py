@@ -378,8 +378,9 @@ def test_inputs_are_a_plain_dict_for_status() -> None:
                   PolicySettings(max_workers=15), PolicyState(), 0.0)
     assert d.inputs is not None
     record = d.inputs.to_dict()
-    assert {"arrival_rate", "rate_per_worker", "boot_s", "deadline_s", "for_rate",
-            "for_backlog", "mode"} <= record.keys()
+    assert {"arrival_rate", "rate_per_worker", "boot_s", "target_latency_s", "deadline_s",
+            "for_rate", "for_backlog", "mode"} <= record.keys()
+    assert record["target_workers"] == 10 and record["target_latency_s"] is None
 
 
 def test_a_trickle_does_not_relaunch_the_worker_it_just_lost() -> None:
