@@ -135,7 +135,7 @@ def decide(
     obs: Observation, settings: PolicySettings, state: PolicyState, now: float
 ) -> tuple[Decision, PolicyState]:
     """One tick of imgrec's policy (see the module docstring)."""
-    history = state.arrivals.observe(now, obs.backlog, obs.workers)
+    history = state.arrivals.observe(now, obs.backlog, obs.workers, obs.rate_per_worker)
     plan = rate_plan(obs, settings, state, history, now) if knows_rates(obs) \
         else cold_plan(obs, settings, state)
     state = replace(state, backlog=obs.backlog, arrivals=history, rate_needs=plan.rate_needs)

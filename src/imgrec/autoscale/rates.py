@@ -28,13 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from ..ports import WorkerInfo
+from ..ports import WorkerInfo, WorkerState
 
 SUB_WINDOWS = 5
 MIN_KNOWN_SUB_WINDOWS = 3  # a median of fewer parts would let one burst pass for a rate
 MAX_HISTORY_S = 120.0
 BURST_CAP = 2.0
-TREND_NOISE_MARGIN = 2.0 # standard errors a trend must exceed before the fleet scales ahead
+TREND_NOISE_MARGIN = 2.0  # standard errors a trend must exceed before the fleet scales ahead
 
 
 @dataclass(frozen=True)
@@ -43,30 +43,38 @@ class ArrivalHistory:
 
     samples: tuple[tuple[float, float], ...] = ()  # (time, backlog + completions so far)
     processed: tuple[tuple[str, int], ...] = ()
-    completed: int = 0
+    completed: float = 0.0
+    counts_seen: bool = False  # whether the fleet reports processed counts at all
 
     def observe(
         self, now: float, backlog: int, workers: Sequence[WorkerInfo],
-        keep_s: float = MAX_HISTORY_S,
+        rate_per_worker: float | None = None, keep_s: float = MAX_HISTORY_S,
     ) -> ArrivalHistory:
         """This tick's sample added, samples older than ``keep_s`` dropped.
 
         Completions are the growth of each worker's ``processed`` count since the last tick (all
         of it for a worker seen for the first time). A worker gone since the last tick takes its
-        last few completions with it; the estimate is then slightly low, never negative.
+        last few completions with it; the estimate is then slightly low, never negative. A fleet
+        that reports no counts at all (every one 0 so far) is assumed to complete
+        ``rate_per_worker`` per busy worker.
         """
         before = dict(self.processed)
-        done = sum(max(0, w.processed - before.get(w.worker_id, 0)) for w in workers)
+        done: float = sum(max(0, w.processed - before.get(w.worker_id, 0)) for w in workers)
+        seen = self.counts_seen or any(w.processed > 0 for w in workers)
+        if not seen and rate_per_worker and self.samples:
+            busy = sum(1 for w in workers if w.state == WorkerState.BUSY)
+            done = busy * rate_per_worker * (now - self.samples[-1][0])
         completed = self.completed + done
         kept = tuple(s for s in self.samples if now - s[0] <= keep_s and s[0] < now)
         # Arrivals never go down. A dip is a completion the heartbeats have not reported yet
         # (the backlog shrank first); counting its later catch-up as arrivals would invent a
         # stream of requests after a burst.
-        total = max(float(backlog + completed), self.samples[-1][1] if self.samples else 0.0)
+        total = max(backlog + completed, self.samples[-1][1] if self.samples else 0.0)
         return ArrivalHistory(
             samples=(*kept, (now, total)),
             processed=tuple((w.worker_id, w.processed) for w in workers),
             completed=completed,
+            counts_seen=seen,
         )
 
 

@@ -114,3 +114,15 @@ def test_a_burst_does_not_pass_for_a_rising_trend() -> None:
     est = arrival_estimate(history, 60.0, 60.0)
     assert est is not None and est.rate == pytest.approx(2.0, abs=0.3)
     assert est.ahead(40.0) < 10.0
+
+
+def test_a_fleet_without_processed_counts_is_assumed_to_serve_at_the_rate() -> None:
+    history = ArrivalHistory()
+    for t in range(61):  # 10/s arriving, two busy workers at 5/s keep the backlog at 4
+        history = history.observe(float(t), 4, (busy("w0", 0), busy("w1", 0)),
+                                  rate_per_worker=5.0)
+    est = arrival_estimate(history, 60.0, 60.0)
+    assert est is not None and est.rate == pytest.approx(10.0)
+    counted = ArrivalHistory().observe(0.0, 4, (busy("w0", 1),), rate_per_worker=5.0)
+    counted = counted.observe(1.0, 4, (busy("w0", 1),), rate_per_worker=5.0)
+    assert counted.counts_seen and counted.samples[-1][1] == 5.0  # counts win once seen
