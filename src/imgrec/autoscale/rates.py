@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 from ..ports import WorkerInfo, WorkerState
@@ -33,6 +33,7 @@ from ..ports import WorkerInfo, WorkerState
 SUB_WINDOWS = 5
 MIN_KNOWN_SUB_WINDOWS = 3  # a median of fewer parts would let one burst pass for a rate
 MAX_HISTORY_S = 120.0
+UNCOUNTED_GRACE_S = 10.0  # seconds busy without a processed count: the fleet reports none
 BURST_CAP = 2.0
 TREND_NOISE_MARGIN = 2.0  # standard errors a trend must exceed before the fleet scales ahead
 
@@ -43,8 +44,15 @@ class ArrivalHistory:
 
     samples: tuple[tuple[float, float], ...] = ()  # (time, backlog + completions so far)
     processed: tuple[tuple[str, int], ...] = ()
-    completed: float = 0.0
+    completed: int = 0  # from the processed counts
+    assumed: float = 0.0  # at the rate per busy worker, while no count has been seen
+    uncounted_busy_s: float = 0.0  # seconds some worker was busy and no count was reported
     counts_seen: bool = False  # whether the fleet reports processed counts at all
+
+    @property
+    def assuming(self) -> bool:
+        """Whether completions are assumed: busy a while, and never a count from the fleet."""
+        return not self.counts_seen and self.uncounted_busy_s >= UNCOUNTED_GRACE_S
 
     def observe(
         self, now: float, backlog: int, workers: Sequence[WorkerInfo],
@@ -55,27 +63,32 @@ class ArrivalHistory:
         Completions are the growth of each worker's ``processed`` count since the last tick (all
         of it for a worker seen for the first time). A worker gone since the last tick takes its
         last few completions with it; the estimate is then slightly low, never negative. A fleet
-        that reports no counts at all (every one 0 so far) is assumed to complete
-        ``rate_per_worker`` per busy worker.
+        busy for ``UNCOUNTED_GRACE_S`` seconds (several heartbeats) without reporting a count is
+        taken to report none: its busy workers are assumed to complete ``rate_per_worker``.
         """
         before = dict(self.processed)
-        done: float = sum(max(0, w.processed - before.get(w.worker_id, 0)) for w in workers)
-        seen = self.counts_seen or any(w.processed > 0 for w in workers)
-        if not seen and rate_per_worker and self.samples:
-            busy = sum(1 for w in workers if w.state == WorkerState.BUSY)
-            done = busy * rate_per_worker * (now - self.samples[-1][0])
-        completed = self.completed + done
+        completed = self.completed + sum(
+            max(0, w.processed - before.get(w.worker_id, 0)) for w in workers)
+        seen = self.counts_seen or completed > 0
+        assumed, uncounted = self.assumed, self.uncounted_busy_s
+        if not seen and self.samples:
+            busy, dt = sum(1 for w in workers if w.state == WorkerState.BUSY), \
+                now - self.samples[-1][0]
+            uncounted += dt if busy else 0.0
+            assumed += busy * dt * (rate_per_worker or 0.0)
         kept = tuple(s for s in self.samples if now - s[0] <= keep_s and s[0] < now)
+        if seen and self.assuming:
+            # Counts after all: they replace what was assumed. Shift the past to match, so the
+            # difference is not taken for arrivals.
+            kept = tuple((t, a + completed - self.assumed) for t, a in kept)
+        history = ArrivalHistory(kept, tuple((w.worker_id, w.processed) for w in workers),
+                                 completed, assumed, uncounted, seen)
         # Arrivals never go down. A dip is a completion the heartbeats have not reported yet
         # (the backlog shrank first); counting its later catch-up as arrivals would invent a
         # stream of requests after a burst.
-        total = max(backlog + completed, self.samples[-1][1] if self.samples else 0.0)
-        return ArrivalHistory(
-            samples=(*kept, (now, total)),
-            processed=tuple((w.worker_id, w.processed) for w in workers),
-            completed=completed,
-            counts_seen=seen,
-        )
+        done = assumed if history.assuming else completed
+        total = max(backlog + done, kept[-1][1] if kept else 0.0)
+        return replace(history, samples=(*kept, (now, total)))
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,12 @@ def test_a_fleet_without_processed_counts_is_assumed_to_serve_at_the_rate() -> N
     counted = ArrivalHistory().observe(0.0, 4, (busy("w0", 1),), rate_per_worker=5.0)
     counted = counted.observe(1.0, 4, (busy("w0", 1),), rate_per_worker=5.0)
     assert counted.counts_seen and counted.samples[-1][1] == 5.0  # counts win once seen
+
+
+def test_counts_that_come_with_the_first_heartbeats_are_not_replaced() -> None:
+    history = ArrivalHistory().observe(0.0, 100, (), rate_per_worker=5.0)
+    for t in range(1, 3):  # busy, but the first count comes with a heartbeat 2 s later
+        history = history.observe(float(t), 100 - 5 * t, (busy("w0", 0),), rate_per_worker=5.0)
+    history = history.observe(3.0, 85, (busy("w0", 15),), rate_per_worker=5.0)
+    assert not history.assuming and history.counts_seen
+    assert [a for _, a in history.samples] == [100.0] * 4
