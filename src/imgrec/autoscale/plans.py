@@ -76,6 +76,7 @@ def held_need(
 
 
 def cold_plan(obs: Observation, settings: PolicySettings, state: PolicyState) -> Plan:
+    """Cold: one worker per ``target_backlog_per_worker`` messages, drained after idling."""
     wanted = wanted_for_backlog(obs, settings, state.backlog)
     inputs = PolicyInputs("cold", obs.backlog, capacity(obs.workers), target_workers=wanted,
                           rate_per_worker=obs.rate_per_worker, boot_s=obs.boot_s)
@@ -84,10 +85,29 @@ def cold_plan(obs: Observation, settings: PolicySettings, state: PolicyState) ->
     return Plan(wanted, wanted, (DrainRule(wanted, settings.idle_before_drain_s),), why, inputs)
 
 
+def scale_in_rules(
+    obs: Observation, settings: PolicySettings, now: float, *, keep: int, held: int,
+    arriving: bool,
+) -> tuple[DrainRule, ...]:
+    """Which idle workers may go (the ski-rental rule; see ``policy``)."""
+    idle_window = max(float(obs.boot_s or 0.0), settings.idle_before_drain_s)
+    return (
+        # Beyond what the rate (held) and the backlog ask for: at once while a sustained rate
+        # shows the surplus, after the usual idle time when nothing is arriving.
+        DrainRule(keep, 0.0 if arriving else settings.idle_before_drain_s),
+        # Idle for a whole idle window: let it go unless the rate (held) asks for it as
+        # headroom of a fleet that is otherwise busy. When every worker has been idle that
+        # long nothing arrived for a boot time: the next request is cheaper to boot for.
+        DrainRule(0 if all_idle(obs.workers, now, idle_window) else held, idle_window),
+    )
+
+
 def rate_plan(
     obs: Observation, settings: PolicySettings, state: PolicyState, history: ArrivalHistory,
     now: float,
 ) -> Plan:
+    """Warm: workers for the arrival rate (held one boot time) and for the backlog by the
+    deadline."""
     rate, boot = float(obs.rate_per_worker or 0.0), float(obs.boot_s or 0.0)
     window = rate_window_s(boot)
     est = arrival_estimate(history, now, window) or ArrivalEstimate(0.0, 0.0)
@@ -117,14 +137,5 @@ def rate_plan(
     why = (f"{est.rate:.2f} requests/s arriving (trend {est.trend:+.3f}/s per s) need "
            f"{for_rate} workers at {rate:g}/s each ({held} kept for a {boot:.1f} s boot); "
            f"backlog {obs.backlog} by {deadline:.1f} s needs {extra} more")
-    idle_window = max(boot, settings.idle_before_drain_s)
-    rules = (
-        # Beyond what the rate (held) and the backlog ask for: at once while a sustained rate
-        # shows the surplus, after the usual idle time when nothing is arriving.
-        DrainRule(keep, 0.0 if est.rate > 0 else settings.idle_before_drain_s),
-        # Idle for a whole idle window: let it go unless the rate (held) asks for it as
-        # headroom of a fleet that is otherwise busy. When every worker has been idle that
-        # long nothing arrived for a boot time: the next request is cheaper to boot for.
-        DrainRule(0 if all_idle(obs.workers, now, idle_window) else held, idle_window),
-    )
+    rules = scale_in_rules(obs, settings, now, keep=keep, held=held, arriving=est.rate > 0)
     return Plan(up, keep, rules, why, inputs, needs)
