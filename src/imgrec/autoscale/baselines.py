@@ -1,5 +1,7 @@
 """Other scaling policies, for the simulator to compare ours against (same signature as ours).
 
+- ``ratio``: imgrec's previous policy, which ours falls back to while cold: one worker per
+  ``target_backlog_per_worker`` (10) queued or in-flight messages, drain after 1 s idle.
 - ``seed``: the course's original controller: one worker per visible message up to the cap;
   every worker stopped as soon as no message is visible.
 - ``target-tracking``: an EC2 Auto Scaling target-tracking policy on "backlog per instance"
@@ -27,8 +29,10 @@ from .policy import (
     NamedPolicy,
     Observation,
     PolicySettings,
+    PolicyState,
     capacity,
     clamp,
+    decide_by_ratio,
 )
 
 TARGET_TRACKING_PERIOD_S = 60.0
@@ -127,3 +131,5 @@ TARGET_TRACKING = NamedPolicy(
 )
 KEDA = NamedPolicy("keda", keda_decide, KedaState, interval_s=KEDA_POLLING_S,
                    notes="queueLength 5, 30 s polling, 300 s stabilisation and cooldown")
+RATIO = NamedPolicy("ratio", decide_by_ratio, PolicyState,
+                    notes="imgrec's previous policy: 10 messages per worker, drain after 1 s idle")

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgrec.autoscale.policy import (
     Decision,
+    DrainRule,
     Observation,
     PolicySettings,
     PolicyState,
     after_delay,
+    all_idle,
     capacity,
     clamp,
     decide,
+    decide_by_ratio,
     drain_choice,
+    held_need,
+    knows_rates,
     launch_count,
+    rate_window_s,
     wanted_for_backlog,
 )
+from imgrec.autoscale.rates import ArrivalHistory
 from imgrec.ports import WorkerInfo, WorkerState
 
 S, R, B, D = WorkerState.STARTING, WorkerState.READY, WorkerState.BUSY, WorkerState.DRAINING
@@ -159,15 +168,24 @@ def situations(draw: st.DrawFn) -> tuple[Observation, PolicySettings, PolicyStat
         rate_per_worker=draw(st.none() | st.floats(0.1, 500)),
         boot_s=draw(st.none() | st.floats(0.1, 60)),
     )
+    history = ArrivalHistory()
+    arrival_rate = draw(st.floats(0, 50))
+    for t in range(max(0, int(now) - draw(st.integers(0, 90))), int(now)):
+        history = history.observe(float(t), round(arrival_rate * t), ())
     state = PolicyState(
         short_since=draw(st.none() | st.floats(0, now)),
         surplus_since=draw(st.none() | st.floats(0, now)),
         backlog=draw(st.none() | st.integers(0, 600)),
+        arrivals=history,
+        rate_needs=tuple((now - draw(st.floats(0, 60)), draw(st.integers(0, 15)))
+                         for _ in range(draw(st.integers(0, 3)))),
     )
+    cfg = replace(cfg, target_latency_s=draw(st.none() | st.floats(0.1, 200)),
+                  utilisation=draw(st.floats(0.3, 1.0)))
     return obs, cfg, state, now
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(situations())
 def test_invariants(case: tuple[Observation, PolicySettings, PolicyState, float]) -> None:
     obs, cfg, state, now = case
@@ -185,6 +203,191 @@ def test_invariants(case: tuple[Observation, PolicySettings, PolicyState, float]
     for worker_id in decision.drain:
         w = by_id[worker_id]
         assert w.state == R, f"drains a {w.state.value} worker"
-        assert w.idle_since is not None and now - w.idle_since >= cfg.idle_before_drain_s
+        assert w.idle_since is not None and now >= w.idle_since
+        if not knows_rates(obs):
+            assert now - w.idle_since >= cfg.idle_before_drain_s, "cold: drains a worker idle " \
+                "for less than idle_before_drain_s"
+    assert decision.inputs is not None and decision.inputs.capacity == have
     if have < cfg.min_workers and not cfg.scale_out_delay_s:
         assert after >= cfg.min_workers, "stays below min"
+
+
+# --- with the rate and the boot time known ------------------------------------------------
+
+EC2 = {"rate_per_worker": 5.0, "boot_s": 40.0}
+
+
+def at(i: int, state: WorkerState, *, idle_since: float | None = None, processed: int = 0,
+       launched_at: float = 0.0) -> WorkerInfo:
+    return WorkerInfo(f"w{i}", state, launched_at, 0.0,
+                      idle_since if state == R else None, processed)
+
+
+class Stream:
+    """Feeds ``decide`` one tick per second of a stream served by ``workers`` workers."""
+
+    def __init__(self, cfg: PolicySettings, rate: float = 5.0, boot: float = 40.0) -> None:
+        self.cfg, self.rate, self.boot = cfg, rate, boot
+        self.state, self.arrived, self.done = PolicyState(), 0.0, 0
+
+    def tick(self, now: float, arrivals_per_s: float, workers: list[WorkerState],
+             idle_for: float = 0.1, backlog: int = 2) -> Decision:
+        self.arrived += arrivals_per_s
+        self.done = max(self.done, round(self.arrived) - backlog)
+        n = max(1, len(workers))
+        infos = tuple(at(i, s, idle_since=now - idle_for, processed=self.done // n)
+                      for i, s in enumerate(workers))
+        left = round(self.arrived) - (self.done // n) * n
+        obs = Observation(left, 0, infos, rate_per_worker=self.rate, boot_s=self.boot)
+        decision, self.state = decide(obs, self.cfg, self.state, now)
+        return decision
+
+
+def test_warm_burst_from_zero_launches_the_fewest_that_clear_it_by_the_deadline() -> None:
+    cfg = PolicySettings(max_workers=15)
+    slow, _ = decide(Observation(100, 0, rate_per_worker=0.5, boot_s=40), cfg, PolicyState(), 0)
+    fast, _ = decide(Observation(100, 0, rate_per_worker=50, boot_s=40), cfg, PolicyState(), 0)
+    assert (slow.launch, fast.launch) == (10, 1)
+    assert slow.inputs is not None and slow.inputs.mode == "rates"
+    assert slow.inputs.deadline_s == 60.0 and slow.inputs.for_backlog == 10
+    assert "backlog 100 by 60.0 s needs 10 more" in slow.reason
+
+
+def test_a_longer_latency_target_launches_fewer() -> None:
+    cfg = PolicySettings(max_workers=15, target_latency_s=100.0)
+    d, _ = decide(Observation(100, 0, rate_per_worker=0.5, boot_s=40), cfg, PolicyState(), 0)
+    assert d.launch == 4  # each serves 60 s, 30 images
+
+
+def test_warm_no_second_launch_while_the_first_ones_boot() -> None:
+    cfg = PolicySettings(max_workers=15)
+    obs = Observation(100, 0, rate_per_worker=0.5, boot_s=40)
+    d, state = decide(obs, cfg, PolicyState(), 0.0)
+    starting = tuple(at(i, S, launched_at=0.0) for i in range(d.launch))
+    d2, _ = decide(replace(obs, workers=starting), cfg, state, 1.0)
+    assert d2.launch == 0 and not d2.drain
+
+
+def test_warm_no_launch_when_serving_workers_clear_the_backlog_by_the_deadline() -> None:
+    cfg = PolicySettings(max_workers=15)
+    obs = Observation(40, 2, fleet(B, B), rate_per_worker=5.0, boot_s=40)
+    d, _ = decide(obs, cfg, PolicyState(), 0.0)
+    assert d.launch == 0
+
+
+def test_a_steady_stream_is_sized_by_its_rate() -> None:
+    stream = Stream(PolicySettings(max_workers=15))
+    for t in range(120):
+        d = stream.tick(float(t), 10.0, [B, B, B])
+    assert d.inputs is not None and d.inputs.arrival_rate == pytest.approx(10.0, abs=0.2)
+    assert d.inputs.for_rate == 3  # 10/s at 5/s each, 90 % busy
+    assert not d.is_action
+
+
+def test_the_fleet_grows_ahead_of_a_rising_rate() -> None:
+    stream = Stream(PolicySettings(max_workers=15))
+    launched = 0
+    for t in range(81):  # the rate climbs 0.1/s per s: 8/s at t=80, 12/s a boot time later
+        d = stream.tick(float(t), 0.1 * t, [B, B])
+        launched += d.launch
+    assert launched >= 1, "did not scale ahead although 2 workers will not serve 12/s"
+
+
+def test_ski_rental_capacity_for_a_rate_is_kept_one_boot_time_after_it_fell() -> None:
+    stream = Stream(PolicySettings(max_workers=15))
+    workers = [B] * 5
+    for t in range(120):
+        stream.tick(float(t), 20.0, workers)
+    drained_at = None
+    for t in range(120, 300):
+        # Random dispatch: every worker is briefly idle now and then, none for long.
+        d = stream.tick(float(t), 5.0, [R, B, R, B, R][: len(workers)])
+        if d.drain:
+            drained_at = drained_at or t
+            workers = workers[: len(workers) - len(d.drain)]
+    assert drained_at is not None and drained_at >= 120 + 40
+    assert len(workers) == 2  # 5/s at 5/s each, 90 % busy
+
+
+def test_after_a_burst_idle_workers_go_after_idle_before_drain_s() -> None:
+    cfg = PolicySettings(max_workers=15, idle_before_drain_s=1.0)
+    state = PolicyState()
+    for t in range(50):  # a burst was served; nothing arrives any more
+        _, state = decide(Observation(0, 0, (), **EC2), cfg, state, float(t))
+    idle = tuple(at(i, R, idle_since=50.0, processed=10) for i in range(10))
+    d, state = decide(Observation(0, 0, idle, **EC2), cfg, state, 50.5)
+    assert not d.drain
+    d, _ = decide(Observation(0, 0, idle, **EC2), cfg, state, 51.0)
+    assert len(d.drain) == 10
+
+
+def test_a_lone_worker_waits_one_idle_window_through_a_trickle_then_goes() -> None:
+    cfg = PolicySettings(max_workers=15)
+    stream = Stream(cfg)
+    for t in range(120):  # one request every 5 s
+        stream.tick(float(t), 1.0 if t % 5 == 0 else 0.0, [R], idle_for=float(t % 5), backlog=0)
+    d = stream.tick(120.0, 0.0, [R], idle_for=39.0, backlog=0)
+    assert not d.drain, "drained before a boot time of idleness"
+    d = stream.tick(121.0, 0.0, [R], idle_for=40.0, backlog=0)
+    assert d.drain == ("w0",)
+
+
+def test_a_fast_booting_fleet_drains_within_a_second() -> None:
+    cfg = PolicySettings(max_workers=2, idle_before_drain_s=1.0)
+    state = PolicyState()
+    idle = (at(0, R, idle_since=10.0), at(1, R, idle_since=10.0))
+    drained_at = None
+    for k in range(8):
+        now = 10.0 + 0.5 * k
+        d, state = decide(Observation(0, 0, idle, rate_per_worker=250, boot_s=0.3), cfg, state,
+                          now)
+        if d.drain:
+            drained_at = now
+            break
+    assert drained_at == 11.0
+
+
+def test_held_need_is_the_largest_of_the_last_hold() -> None:
+    held, kept = held_need(((0.0, 5), (30.0, 3)), now=45.0, hold_s=40.0, need=2)
+    assert held == 3 and kept == ((30.0, 3), (45.0, 2))
+
+
+def test_drain_rules_allow_the_most_of_any_rule_longest_idle_first() -> None:
+    cfg = PolicySettings(max_workers=6)
+    workers = (at(0, R, idle_since=0.0), at(1, R, idle_since=55.0), at(2, B),
+               at(3, R, idle_since=59.9))
+    rules = (DrainRule(3, 0.0), DrainRule(0, 40.0))
+    assert drain_choice(0, workers, cfg, 60.0, rules) == ("w0",)
+    assert drain_choice(0, workers, cfg, 60.0, (DrainRule(1, 0.0),)) == ("w0", "w1", "w3")
+    assert all_idle(workers[:2], 60.0, 5.0) and not all_idle(workers, 60.0, 5.0)
+
+
+def test_rate_window_is_about_two_boot_times_within_limits() -> None:
+    assert (rate_window_s(0.3), rate_window_s(20.0), rate_window_s(40.0)) == (10.0, 40.0, 60.0)
+
+
+def test_ratio_baseline_is_the_cold_rule_whatever_is_known() -> None:
+    cfg = PolicySettings(max_workers=15)
+    obs = Observation(100, 0, rate_per_worker=50, boot_s=40)
+    d, _ = decide_by_ratio(obs, cfg, PolicyState(), 0.0)
+    assert d.launch == 10 and d.inputs is not None and d.inputs.mode == "cold"
+
+
+def test_inputs_are_a_plain_dict_for_status() -> None:
+    d, _ = decide(Observation(100, 0, rate_per_worker=0.5, boot_s=40),
+                  PolicySettings(max_workers=15), PolicyState(), 0.0)
+    assert d.inputs is not None
+    record = d.inputs.to_dict()
+    assert {"arrival_rate", "rate_per_worker", "boot_s", "target_latency_s", "deadline_s",
+            "for_rate", "for_backlog", "mode"} <= record.keys()
+    assert record["target_workers"] == 10 and record["target_latency_s"] is None
+
+
+def test_a_trickle_does_not_relaunch_the_worker_it_just_lost() -> None:
+    stream = Stream(PolicySettings(max_workers=15))
+    for t in range(120):  # one request every 5 s, served at once
+        stream.tick(float(t), 1.0 if t % 5 == 0 else 0.0, [R], idle_for=float(t % 5), backlog=0)
+    d = stream.tick(121.0, 0.0, [], backlog=0)  # the worker went; nothing is queued
+    assert d.launch == 0
+    d = stream.tick(122.0, 1.0, [], backlog=1)  # the next request starts one
+    assert d.launch == 1
