@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Autoscaler: seconds a worker must be idle before it is drained.",
         json_schema_extra={"default_text": "1.0 (aws: 120)"},
     )
+    target_latency_s: float | None = Field(
+        None, gt=0, description="Autoscaler: clear a backlog within this many seconds, boot "
+        "time included; lower launches more workers sooner, higher costs less.",
+        json_schema_extra={"default_text": "1.5 x the measured boot time"},
+    )
     boot_deadline_s: float | None = Field(
         None, gt=0, description="Autoscaler: a worker not ready this long after launch is "
         "terminated and replaced.",

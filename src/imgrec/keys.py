@@ -11,6 +11,8 @@ from .errors import InvalidKey
 INPUTS_PREFIX = "inputs/"
 RESULTS_PREFIX = "results/"
 HEARTBEATS_PREFIX = "heartbeats/"
+AUTOSCALE_PREFIX = "autoscale/"
+ESTIMATES_KEY = f"{AUTOSCALE_PREFIX}estimates.json"  # measured worker rate and boot time
 
 REQUEST_QUEUE = "requests"
 DEAD_LETTER_QUEUE = "requests-dead"

@@ -172,7 +172,9 @@ class FleetHealth:
 
     ``launch_to_ready_s`` holds the recent launch-to-ready times (seconds, oldest first);
     ``crashed`` counts the workers that ended without being drained since the fleet started;
-    ``launch_problem`` says why launches are held back (a quota, no capacity), if they are.
+    ``launch_problem`` says why launches are held back (a quota, no capacity), if they are;
+    ``worker_kind`` names what a worker runs on, so measured rates and boot times are
+    remembered per kind.
 
     Example::
 
@@ -183,6 +185,7 @@ class FleetHealth:
     launch_to_ready_s: tuple[float, ...] = ()
     crashed: int = 0
     launch_problem: str | None = None
+    worker_kind: str = "local"  # what a worker runs on: "local", or the EC2 instance type
 
 
 @runtime_checkable

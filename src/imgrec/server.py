@@ -60,6 +60,7 @@ def check_address_free(host: str, port: int) -> None:
 
 def run_server(settings: Settings) -> None:
     from .autoscale.controller import Controller, policy_settings
+    from .autoscale.memory import EstimateMemory
     from .web.app import Scaling, create_app
 
     check_address_free(settings.host, settings.port)
@@ -69,7 +70,8 @@ def run_server(settings: Settings) -> None:
     controller = Controller(backend.requests, fleet, bounds, mode=mode,
                             tick_s=settings.autoscale_tick_s,
                             boot_deadline_s=settings.boot_deadline_s,
-                            silent_after_s=settings.worker_silent_after_s)
+                            silent_after_s=settings.worker_silent_after_s,
+                            memory=EstimateMemory(backend.store, settings.model))
     app = create_app(settings, backend, scaling=Scaling(fleet, controller))
     log.info("imgrec serving on http://%s:%d (%s, %d..%d workers, %s)", settings.host,
              settings.port, mode, bounds.min_workers, bounds.max_workers, backend.description)

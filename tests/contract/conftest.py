@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imgrec.ports import ObjectStore, QueueBroker
+from imgrec.ports import Backend, ObjectStore, QueueBroker
 
 STORE_ADAPTERS = ["directory"]
 BROKER_ADAPTERS = ["sqlite"]
@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - before the AWS backend exists
 else:
     STORE_ADAPTERS += aws_adapters.STORE_ADAPTERS
     BROKER_ADAPTERS += aws_adapters.BROKER_ADAPTERS
+    moto = aws_adapters.moto_fixture
 
 
 @pytest.fixture(params=STORE_ADAPTERS)
@@ -49,3 +50,26 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueBrok
 @pytest.fixture
 def queue_name(request: pytest.FixtureRequest) -> str:
     return f"q-{abs(hash(request.node.nodeid)) % 10**8}-{os.getpid()}"
+
+
+FLEET_ADAPTERS = ["process", "ec2-moto"]
+
+
+@pytest.fixture(params=FLEET_ADAPTERS)
+def fleet_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A backend whose ``open_fleet`` gives the adapter under test (ec2: on moto)."""
+    from imgrec.backend import open_backend
+    from imgrec.config import load_settings
+
+    if request.param == "process":
+        backend = open_backend(load_settings(state_dir=tmp_path / "state", worker_threads=1))
+    else:
+        from tests.helpers.wheels import stand_in_wheel
+
+        from imgrec.aws.provision import UpOptions, open_stack
+
+        request.getfixturevalue("moto")
+        open_stack("t1", None).up(UpOptions(wheel=stand_in_wheel(tmp_path)))
+        backend = open_backend(load_settings(backend="aws", stack="t1"))
+    yield backend
+    backend.close()

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from ..config import Settings
 from ..ports import Fleet, FleetHealth, Queue, WorkerInfo, WorkerState
 from .answers import AnswerStats, RecentAnswers
+from .memory import EstimateMemory
 from .policy import OURS, Decision, NamedPolicy, Observation, PolicySettings
 from .stuck import boot_deadline, stuck_workers
 
@@ -33,12 +34,14 @@ _MAX_CRASH_BACKOFF_S = 30.0
 
 @dataclass(frozen=True)
 class DecisionRecord:
-    """A decision that did something: when, how many launched, which drained, why."""
+    """A decision that did something: when, how many launched, which drained, why, and the
+    inputs the policy used (arrival and service rates, boot time, target)."""
 
     time: float
     launch: int
     drain: tuple[str, ...]
     reason: str
+    inputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def policy_settings(settings: Settings) -> tuple[Mode, PolicySettings]:
         scale_out_delay_s=settings.scale_out_delay_s,
         scale_in_delay_s=settings.scale_in_delay_s,
         idle_before_drain_s=settings.idle_before_drain_s,
+        target_latency_s=settings.target_latency_s,
     )
 
 
@@ -86,6 +90,7 @@ class Controller:
         clock: Callable[[], float] = time.time,
         boot_deadline_s: float | None = None,
         silent_after_s: float = 120.0,
+        memory: EstimateMemory | None = None,
     ) -> None:
         self.queue, self.fleet, self.settings = queue, fleet, settings
         self.mode: Mode = mode
@@ -101,6 +106,7 @@ class Controller:
         self._clock = clock
         self._state: Any = policy.initial_state()
         self._health = FleetHealth()
+        self.memory = memory
         self.boot_deadline_s = boot_deadline_s
         self.silent_after_s = silent_after_s
         self.given_up: deque[DecisionRecord] = deque(maxlen=_MAX_DECISIONS)
@@ -126,6 +132,10 @@ class Controller:
             visible=depth.visible, in_flight=depth.in_flight, workers=workers,
             rate_per_worker=stats.rate_per_worker, boot_s=self.boot_s(),
         )
+        if self.memory is not None:
+            kind = self._health.worker_kind
+            self.memory.remember(kind, rate_per_worker=obs.rate_per_worker, boot_s=obs.boot_s)
+            obs = self.memory.estimate(kind).fill(obs)  # what this run has not measured yet
         return obs, stats
 
     def tick(self) -> Decision:
@@ -179,8 +189,8 @@ class Controller:
         elif self._backoff_s and any(w.state == WorkerState.READY for w in self.workers):
             self._backoff_s = 0.0
         if decision.launch and now < self._hold_launches_until:
-            return Decision(drain=decision.drain,
-                            reason=f"{decision.reason} (held: workers crashed recently)")
+            return replace(decision, launch=0,
+                           reason=f"{decision.reason} (held: workers crashed recently)")
         return decision
 
     def _record(self, obs: Observation, stats: AnswerStats, decision: Decision, launched: int,
@@ -198,7 +208,8 @@ class Controller:
                 self.launched += launched
                 self.drained += len(decision.drain)
                 self.decisions.appendleft(
-                    DecisionRecord(now, launched, decision.drain, decision.reason)
+                    DecisionRecord(now, launched, decision.drain, decision.reason,
+                                   decision.inputs.to_dict() if decision.inputs else None)
                 )
         if decision.is_action:
             log.info("scaling: %s", decision.reason)

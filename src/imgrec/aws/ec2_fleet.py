@@ -76,6 +76,7 @@ class Ec2Fleet:
         self._readiness: deque[float] = deque(maxlen=20)
         self._crashed: set[str] = set()
         self._backoff = LaunchBackoff()
+        self._kind: str | None = None
         self._lock = threading.Lock()
 
     def _instances(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -191,10 +192,24 @@ class Ec2Fleet:
             self._forget_heartbeat(worker_id)
 
     def health(self) -> FleetHealth:
+        kind = self._worker_kind()
         with self._lock:
             return FleetHealth(launch_to_ready_s=tuple(self._readiness),
                                crashed=len(self._crashed),
-                               launch_problem=self._backoff.problem(self.monotonic()))
+                               launch_problem=self._backoff.problem(self.monotonic()),
+                               worker_kind=kind)
+
+    def _worker_kind(self) -> str:
+        """The worker template's instance type (looked up once), so estimates are per type."""
+        if self._kind is None:
+            try:
+                template = resources.describe_launch_template(
+                    self.ec2, self.names.launch_template(ROLE_WORKER))
+            except ImgrecError:
+                return "ec2"
+            data = template.get("LaunchTemplateData", {}) if template else {}
+            self._kind = str(data.get("InstanceType") or "ec2")
+        return self._kind
 
     def drain(self, worker_ids: Sequence[str]) -> None:
         """Terminate the named workers that are idle; busy or starting ones are left alone."""

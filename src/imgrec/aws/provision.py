@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .. import keys
 from ..config import Settings
 from ..deploy import DeployConfig, render_cloud_init
 from ..errors import ConfigError, ImgrecError, NameCoolingDown, PermanentError
@@ -27,7 +28,8 @@ from .sqs_queue import SqsBroker, queue_attributes
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str, str], None]  # (kind, name, status)
-INPUT_EXPIRY_DAYS = 7
+RETENTION_DAYS = 7  # uploads and results: a job is answerable for a week
+HEARTBEAT_EXPIRY_DAYS = 1  # a heartbeat left by a worker that died unseen
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,11 @@ class Stack:
             raise ConfigError("--with-web needs --allow-cidr (who may open the page, "
                               "e.g. 203.0.113.7/32)")
         out: list[ResourceStatus] = []
-        for bucket, expiry in ((n.inputs_bucket, INPUT_EXPIRY_DAYS), (n.outputs_bucket, None)):
-            status = resources.ensure_bucket(self.s3, n, bucket, expire_days=expiry)
+        expiry = {n.inputs_bucket: {keys.INPUTS_PREFIX: RETENTION_DAYS},
+                  n.outputs_bucket: {keys.RESULTS_PREFIX: RETENTION_DAYS,
+                                     keys.HEARTBEATS_PREFIX: HEARTBEAT_EXPIRY_DAYS}}
+        for bucket in n.buckets:
+            status = resources.ensure_bucket(self.s3, n, bucket, expire=expiry[bucket])
             self._report(out, "bucket", bucket, status)
         self._report(out, "queue", n.dead_letter_queue, self._ensure_queue(
             n.dead_letter_queue, queue_attributes(visibility_s=opts.visibility_timeout_s)))

@@ -25,8 +25,10 @@ def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
 
 # --- S3 -------------------------------------------------------------------------------------
 
-def ensure_bucket(s3: Any, names: StackNames, bucket: str, *, expire_days: int | None) -> str:
-    """A private, encrypted bucket with public access blocked (and expiry of old objects)."""
+def ensure_bucket(s3: Any, names: StackNames, bucket: str,
+                  *, expire: dict[str, int] | None = None) -> str:
+    """A private, encrypted bucket with public access blocked; objects under each prefix of
+    ``expire`` are deleted by S3 that many days after they were written."""
     # us-east-1 answers CreateBucket on one's own existing bucket with 200: ask first.
     if describe_bucket_exists(s3, bucket):
         status = "unchanged"
@@ -41,10 +43,11 @@ def ensure_bucket(s3: Any, names: StackNames, bucket: str, *, expire_days: int |
         s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
             "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": _tags(names.stack_tags())})
-        if expire_days:
+        if expire:
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={
-                "Rules": [{"ID": "expire-old-objects", "Status": "Enabled",
-                           "Filter": {"Prefix": ""}, "Expiration": {"Days": expire_days}}]})
+                "Rules": [{"ID": f"expire-{prefix.strip('/') or 'all'}", "Status": "Enabled",
+                           "Filter": {"Prefix": prefix}, "Expiration": {"Days": days}}
+                          for prefix, days in sorted(expire.items())]})
     return status
 
 

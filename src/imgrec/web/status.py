@@ -67,7 +67,8 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                        max=controller.settings.max_workers, launch_to_ready_s=controller.boot_s())
         scaling["problems"] = controller.problems()
         scaling["decisions"] = [
-            {"time": d.time, "launch": d.launch, "drain": list(d.drain), "reason": d.reason}
+            {"time": d.time, "launch": d.launch, "drain": list(d.drain), "reason": d.reason,
+             "inputs": d.inputs}
             for d in controller.recent_decisions()
         ]
         history = [

@@ -287,3 +287,28 @@ def test_every_bucket_call_names_the_expected_owner(proxy: FaultProxy, backend: 
     missing = {(c.method, c.path.split("?")[0]) for c in unowned
                if c.headers.get("x-amz-expected-bucket-owner") != account}
     assert not missing
+
+
+def test_buckets_expire_what_is_left_behind(moto: Endpoint, backend: Backend) -> None:
+    names = open_stack("t1", None).names
+    s3 = moto.client("s3")
+    rules = {name: {r["Filter"]["Prefix"]: r["Expiration"]["Days"]
+                    for r in s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]}
+             for name in names.buckets}
+    assert rules[names.inputs_bucket] == {"inputs/": 7}
+    assert rules[names.outputs_bucket] == {"results/": 7, "heartbeats/": 1}  # not deploy/
+
+
+def test_measured_rate_and_boot_time_outlive_a_restart(backend: Backend, tmp_path: Path) -> None:
+    from imgrec.autoscale.memory import EstimateMemory
+
+    memory = EstimateMemory(backend.store, "mobilenet_v2", save_every_s=0)
+    assert memory.remember("c7i.large", rate_per_worker=40.0, boot_s=95.0)
+    again = EstimateMemory(backend.store, "mobilenet_v2")  # a new web tier, after a restart
+    known = again.estimate("c7i.large")
+    assert (known.rate_per_worker, known.boot_s) == (40.0, 95.0)
+    queue = SqliteBroker(tmp_path / "q.db").open("requests")
+    controller = Controller(queue, backend.open_fleet(3), PolicySettings(max_workers=3),
+                            memory=again)
+    obs, _stats = controller.observe()
+    assert (obs.rate_per_worker, obs.boot_s) == (40.0, 95.0)  # from the first tick on
