@@ -18,7 +18,7 @@ from .. import keys
 from ..config import Settings
 from ..deploy import DeployConfig, render_cloud_init
 from ..errors import ConfigError, ImgrecError, NameCoolingDown, PermanentError
-from . import iam, quotas, resources, wheelhouse
+from . import costs, iam, quotas, resources, wheelhouse
 from .boot_report import boot_failure
 from .errors import translated
 from .images import ami_parameter, platform
@@ -47,6 +47,8 @@ class UpOptions:
     max_receives: int = 5
     model: str = "mobilenet_v2"
     web_settings: tuple[tuple[str, str], ...] = (("max_workers", "20"),)
+    vpc_id: str | None = None  # None: the account's default VPC
+    subnet_id: str | None = None  # None: a default subnet of that VPC
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Stack:
         self.broker = SqsBroker(self.sqs)
         self.name_cooldown_s = 90.0  # SQS: 60 s after DeleteQueue, with a margin
         self.cooldown_poll_s = 5.0
+        self.sleep: Callable[[float], None] = time.sleep
 
     def _report(self, out: list[ResourceStatus], kind: str, name: str, status: str,
                 detail: str = "") -> None:
@@ -132,7 +135,7 @@ class Stack:
         self._report(out, "role", n.role(ROLE_WORKER), resources.ensure_role(
             self.iam, n, n.role(ROLE_WORKER), iam.assume_role_policy(),
             n.policy(ROLE_WORKER), iam.worker_policy(n)))
-        worker_lt, worker_group = self._tier(out, ROLE_WORKER, cfg, ami, opts.instance_type, [])
+        worker_lt, worker_group = self._tier(out, ROLE_WORKER, cfg, ami, opts, [])
         self._check_quota(opts)
         if opts.with_web:
             self._report(out, "role", n.role(ROLE_WEB), resources.ensure_role(
@@ -141,7 +144,7 @@ class Stack:
                     worker_lt, opts.instance_type, ami, worker_group))))
             ingress = [{"IpProtocol": "tcp", "FromPort": opts.port, "ToPort": opts.port,
                         "IpRanges": [{"CidrIp": opts.allow_cidr}]}]
-            web_lt, _group = self._tier(out, ROLE_WEB, cfg, ami, opts.instance_type, ingress)
+            web_lt, _group = self._tier(out, ROLE_WEB, cfg, ami, opts, ingress)
             self._ensure_web_instance(out, web_lt)
         return out
 
@@ -165,7 +168,7 @@ class Stack:
                     raise
                 self.progress("queue", name, "deleted recently; SQS allows the name again "
                               "60 s after a delete, waiting")
-                time.sleep(self.cooldown_poll_s)
+                self.sleep(self.cooldown_poll_s)
 
     def _ensure_queue(self, name: str, attrs: dict[str, str]) -> str:
         try:
@@ -188,16 +191,22 @@ class Stack:
             return str(self.session.client("ssm").get_parameter(Name=param)["Parameter"]["Value"])
 
     def _tier(self, out: list[ResourceStatus], role: str, cfg: DeployConfig, ami: str,
-              instance_type: str, ingress: list[dict[str, Any]]) -> tuple[str, str]:
+              opts: UpOptions, ingress: list[dict[str, Any]]) -> tuple[str, str]:
         """The tier's security group and launch template; returns (template id, group id)."""
         n = self.names
-        status, group_id = resources.ensure_security_group(self.ec2, n, role, ingress)
+        status, group_id = resources.ensure_security_group(self.ec2, n, role, ingress,
+                                                           self._vpc(opts))
         self._report(out, "security group", n.security_group(role), status, group_id)
+        network: dict[str, Any] = {"SecurityGroupIds": [group_id]}
+        if opts.subnet_id:
+            network = {"NetworkInterfaces": [{
+                "DeviceIndex": 0, "SubnetId": opts.subnet_id, "Groups": [group_id],
+                "AssociatePublicIpAddress": True}]}  # to reach S3/SQS without endpoints
         data = {
             "ImageId": ami,
-            "InstanceType": instance_type,
+            "InstanceType": opts.instance_type,
             "IamInstanceProfile": {"Name": n.role(role)},
-            "SecurityGroupIds": [group_id],
+            **network,
             "UserData": resources.user_data(render_cloud_init(cfg, role)),
             "InstanceInitiatedShutdownBehavior": "terminate",
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
@@ -208,6 +217,14 @@ class Stack:
         self._report(out, "launch template", n.launch_template(role), status, template_id)
         return template_id, group_id
 
+    def _vpc(self, opts: UpOptions) -> str | None:
+        """The VPC asked for, or the one of the subnet asked for (None: the default VPC)."""
+        if opts.vpc_id or not opts.subnet_id:
+            return opts.vpc_id
+        with translated(f"subnet {opts.subnet_id}"):
+            [subnet] = self.ec2.describe_subnets(SubnetIds=[opts.subnet_id])["Subnets"]
+        return str(subnet["VpcId"])
+
     def _ensure_web_instance(self, out: list[ResourceStatus], template_id: str) -> None:
         running = resources.stack_instances(self.ec2, self.names, ROLE_WEB,
                                             states=("pending", "running"))
@@ -216,7 +233,7 @@ class Stack:
             return
         launched = _run_with_profile_retry(lambda: self.ec2.run_instances(
             LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
-            MinCount=1, MaxCount=1), "cannot launch the web instance")
+            MinCount=1, MaxCount=1), "cannot launch the web instance", self.sleep)
         self._report(out, "instance", launched["Instances"][0]["InstanceId"], "created", "web")
 
     # --- status -----------------------------------------------------------------------------
@@ -247,14 +264,35 @@ class Stack:
             out.append(ResourceStatus(
                 "launch template", n.launch_template(role), "present" if template else "missing",
                 str(template["LaunchTemplateId"]) if template else ""))
+        running: dict[str, int] = {}
+        workers = 0
         for inst in resources.stack_instances(self.ec2, n):
             role = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get("imgrec:role", "?")
+            if inst["State"]["Name"] in ("pending", "running"):
+                kind = str(inst.get("InstanceType", "?"))
+                running[kind] = running.get(kind, 0) + 1
+                workers += role == ROLE_WORKER
             address = inst.get("PublicDnsName") or inst.get("PublicIpAddress") or ""
             detail = f"{role} {inst.get('InstanceType', '')} {address}".strip()
             failed = boot_failure(self.ec2, inst["InstanceId"])
             out.append(ResourceStatus("instance", inst["InstanceId"], inst["State"]["Name"],
                                       f"{detail}; {failed}" if failed else detail))
+        out.append(self._cost(running, workers))
         return out
+
+    def _cost(self, running: dict[str, int], workers: int) -> ResourceStatus:
+        """The stack's estimated hourly cost now: instances, and S3 and SQS requests."""
+        from ..config import load_settings
+
+        settings = load_settings(backend="aws", stack=self.names.stack)
+        lines = costs.hourly_cost(running, workers, heartbeat_s=settings.heartbeat_s,
+                                  tick_s=settings.autoscale_tick_s,
+                                  poll_wait_s=settings.poll_wait_s)
+        amount, complete = costs.total(lines)
+        detail = "; ".join(f"{line.item} ${line.per_hour:.4f}" if line.per_hour is not None
+                           else f"{line.item} (price unknown)" for line in lines)
+        return ResourceStatus("cost", "per hour (us-east-1 prices, 2024)",
+                              f"${amount:.3f}" + ("" if complete else "+"), detail)
 
     def _queue_status(self, queue: str) -> ResourceStatus:
         try:
@@ -320,17 +358,22 @@ def _same_attrs(current: dict[str, str], wanted: dict[str, str]) -> bool:
     return True
 
 
-def _run_with_profile_retry(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
-    """A new instance profile takes seconds to reach EC2; RunInstances fails until then."""
-    for attempt in range(attempts):
+# A new instance profile can take a minute or two to reach EC2; RunInstances fails until then.
+PROFILE_RETRY_WAITS_S = (2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0)  # about two minutes
+
+
+def _run_with_profile_retry(call: Callable[[], Any], what: str,
+                            sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Run ``call``, waiting out a new instance profile's propagation with backoff."""
+    for wait_s in (*PROFILE_RETRY_WAITS_S, None):
         try:
             with translated(what):
                 return call()
         except PermanentError as exc:
-            if attempt + 1 == attempts or "iamInstanceProfile" not in str(exc):
+            if wait_s is None or "iamInstanceProfile" not in str(exc):
                 raise
-            log.info("instance profile not visible to EC2 yet; retrying")
-            time.sleep(3)
+            log.info("instance profile not visible to EC2 yet; retrying in %.0f s", wait_s)
+            sleep(wait_s)
     raise AssertionError("unreachable")
 
 

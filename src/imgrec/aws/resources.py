@@ -12,9 +12,11 @@ import json
 import time
 from typing import Any
 
+from ..errors import ConfigError
 from .errors import ABSENT, EXISTS, NOT_FOUND_QUEUE, translated
 from .naming import TAG_BUCKET_SUFFIX, StackNames
 
+NO_DEFAULT_VPC = {"VPCIdNotSpecified", "MissingInput", "InvalidVpcID.NotFound"}
 _TEMPLATE_ABSENT = ABSENT | {"InvalidLaunchTemplateName.MalformedException",
                              "InvalidLaunchTemplateId.VersionNotFound"}
 
@@ -185,19 +187,28 @@ def find_security_group(ec2: Any, names: StackNames, role: str) -> str | None:
 
 
 def ensure_security_group(ec2: Any, names: StackNames, role: str,
-                          ingress: list[dict[str, Any]]) -> tuple[str, str]:
+                          ingress: list[dict[str, Any]],
+                          vpc_id: str | None = None) -> tuple[str, str]:
     """The group of the tier with exactly ``ingress`` (workers: none); returns (status, id)."""
     group_id = find_security_group(ec2, names, role)
     status = "unchanged"
-    with translated(f"cannot create security group {names.security_group(role)}"):
-        if group_id is None:
+    if group_id is None:
+        in_vpc = {"VpcId": vpc_id} if vpc_id else {}
+        with translated(f"cannot create security group {names.security_group(role)}",
+                        tolerate=NO_DEFAULT_VPC) as no_vpc:
             group_id = str(ec2.create_security_group(
                 GroupName=names.security_group(role),
                 Description=f"imgrec {role} of stack {names.stack}",
                 TagSpecifications=[{"ResourceType": "security-group",
-                                    "Tags": _tags(names.stack_tags(role))}],
+                                    "Tags": _tags(names.stack_tags(role))}], **in_vpc,
             )["GroupId"])
-            status = "created"
+        if no_vpc.tolerated:
+            raise ConfigError(
+                f"the account has no default VPC in {names.region} ({no_vpc.tolerated}): pass "
+                "--vpc VPC_ID --subnet SUBNET_ID (a subnet of that VPC with a route to the "
+                "internet), or create a default VPC with `aws ec2 create-default-vpc`")
+        status = "created"
+    with translated(f"cannot configure security group {names.security_group(role)}"):
         group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
         current = _normalise_ingress(group.get("IpPermissions", []))
         if current != _normalise_ingress(ingress):
@@ -263,7 +274,7 @@ def ensure_launch_template(ec2: Any, names: StackNames, role: str,
 
 
 def _same_template(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    keys = ("ImageId", "InstanceType", "UserData", "SecurityGroupIds")
+    keys = ("ImageId", "InstanceType", "UserData", "SecurityGroupIds", "NetworkInterfaces")
     if any(current.get(k) != wanted.get(k) for k in keys):
         return False
     return bool(current.get("IamInstanceProfile", {}).get("Name")

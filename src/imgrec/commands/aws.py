@@ -60,6 +60,12 @@ def up(
     boot_deadline_s: Annotated[float | None, typer.Option(
         help="The web tier's autoscaler: a worker not ready this long after launch is "
              "replaced (default: 3 x the measured boot time).")] = None,
+    vpc: Annotated[str | None, typer.Option(
+        help="VPC for the security groups (default: the account's default VPC; with --subnet: "
+             "that subnet's).")] = None,
+    subnet: Annotated[str | None, typer.Option(
+        help="Subnet the instances start in (with a route to the internet; default: a "
+             "default subnet).")] = None,
     setting: Annotated[list[str] | None, typer.Option(
         "--set", help="Any other setting of the web tier, NAME=VALUE (repeatable), e.g. "
                       "--set target_backlog_per_worker=5; `imgrec settings --markdown` "
@@ -83,7 +89,7 @@ def up(
         s.up(UpOptions(instance_type=instance_type, ami=ami, with_web=with_web,
                        allow_cidr=allow_cidr, port=port, wheel=wheel, wheelhouse=wheelhouse,
                        visibility_timeout_s=visibility_timeout_s, max_receives=max_receives,
-                       web_settings=tuple(web_settings)))
+                       web_settings=tuple(web_settings), vpc_id=vpc, subnet_id=subnet))
     except ImgrecError as exc:
         raise _fail(exc) from exc
     typer.echo(f"stack {stack} is up in {s.names.region}. Run: imgrec serve --backend aws "

@@ -312,3 +312,51 @@ def test_measured_rate_and_boot_time_outlive_a_restart(backend: Backend, tmp_pat
                             memory=again)
     obs, _stats = controller.observe()
     assert (obs.rate_per_worker, obs.boot_s) == (40.0, 95.0)  # from the first tick on
+
+
+def test_the_web_instance_waits_about_two_minutes_for_its_instance_profile(
+    proxy: FaultProxy, wheel: Path
+) -> None:
+    from imgrec.aws.provision import PROFILE_RETRY_WAITS_S
+
+    proxy.add(Ec2Error("RunInstances", "InvalidParameterValue",
+                       "Value (t1-web) for parameter iamInstanceProfile.name is invalid. "
+                       "Invalid IAM Instance Profile name", times=len(PROFILE_RETRY_WAITS_S)))
+    waited: list[float] = []
+    stack = open_stack("t1", None)
+    stack.sleep = waited.append
+    rows = stack.up(UpOptions(wheel=wheel, with_web=True, allow_cidr="203.0.113.7/32"))
+    assert [r.status for r in rows if r.kind == "instance"] == ["created"]
+    assert waited == list(PROFILE_RETRY_WAITS_S) and 100 <= sum(waited) <= 150
+
+
+def test_no_default_vpc_says_what_to_do(proxy: FaultProxy, wheel: Path) -> None:
+    from imgrec.errors import ConfigError
+
+    proxy.add(Ec2Error("CreateSecurityGroup", "VPCIdNotSpecified",
+                       "No default VPC for this user"))
+    with pytest.raises(ConfigError, match="pass --vpc VPC_ID --subnet SUBNET_ID"):
+        open_stack("t1", None).up(UpOptions(wheel=wheel))
+
+
+def test_status_estimates_the_hourly_cost_with_requests(
+    moto: Endpoint, backend: Backend
+) -> None:
+    backend.open_fleet(3).launch(2)
+    [cost] = [r for r in open_stack("t1", None).status() if r.kind == "cost"]
+    assert cost.status.startswith("$") and float(cost.status.strip("$+")) > 2 * 0.089
+    assert "2 x c7i.large" in cost.detail and "S3 PUTs" in cost.detail
+    assert "S3 GETs" in cost.detail and "SQS requests" in cost.detail
+
+
+def test_aws_up_in_a_given_subnet(moto: Endpoint, wheel: Path) -> None:
+    ec2 = moto.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    open_stack("t1", None).up(UpOptions(wheel=wheel, subnet_id=subnet))
+    [group] = ec2.describe_security_groups(GroupNames=["t1-worker"])["SecurityGroups"]
+    assert group["VpcId"] == vpc
+    [version] = ec2.describe_launch_template_versions(
+        LaunchTemplateName="t1-worker", Versions=["$Latest"])["LaunchTemplateVersions"]
+    [interface] = version["LaunchTemplateData"]["NetworkInterfaces"]
+    assert interface["SubnetId"] == subnet and interface["Groups"] == [group["GroupId"]]
