@@ -31,6 +31,7 @@ from bare import BareResult, bare_correct, run_bare  # noqa: E402
 from proctree import tree_cpu_s  # noqa: E402
 
 from imgrec.loadgen.expected import load_expected  # noqa: E402
+from imgrec.loadgen.health import ServiceNotHealthy, wait_until_healthy  # noqa: E402
 from imgrec.loadgen.images import load_images  # noqa: E402
 from imgrec.loadgen.runner import LoadPlan, LoadResult, run_load  # noqa: E402
 from imgrec.loadgen.stats import StatusSample, Summary, summarize  # noqa: E402
@@ -83,17 +84,10 @@ class Service:
         self.started = time.perf_counter()
 
     def wait_healthy(self, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"imgrec serve exited:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"imgrec serve not healthy in {timeout_s} s")
+        try:
+            wait_until_healthy(self.url, self.proc, timeout_s=timeout_s)
+        except ServiceNotHealthy as exc:
+            raise SystemExit(f"imgrec serve: {exc}\n{self.log_path.read_text()}") from exc
 
     def status(self) -> StatusSample | None:
         try:

@@ -1,50 +1,35 @@
-"""Assemble the store and queues a process needs from the settings."""
+"""Open the backend that ``settings.backend`` names: one entry point per backend package.
+
+A backend is a package with an ``open_backend(settings) -> imgrec.ports.Backend`` function and
+adapters of the ports; adding one means writing that package, its contract tests, and a line in
+``BACKENDS``. Each is imported only when chosen, so the embedded backend never loads boto3.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from . import keys
 from .config import Settings
-from .ports import ObjectStore, Queue, QueueBroker
+from .ports import Backend
+
+__all__ = ["BACKENDS", "Backend", "open_backend"]
 
 
-@dataclass
-class Backend:
-    """The object store, the queue broker and the shared request and dead-letter queues."""
+def _embedded(settings: Settings) -> Backend:
+    from .embedded.backend import open_backend as open_embedded
 
-    store: ObjectStore
-    broker: QueueBroker
-    requests: Queue
-    dead_letters: Queue
-    description: str
+    return open_embedded(settings)
 
-    def close(self) -> None:
-        close = getattr(self.broker, "close", None)
-        if close is not None:
-            close()
+
+def _aws(settings: Settings) -> Backend:
+    from .aws.backend import open_backend as open_aws
+
+    return open_aws(settings)
+
+
+BACKENDS: dict[str, Callable[[Settings], Backend]] = {"embedded": _embedded, "aws": _aws}
 
 
 def open_backend(settings: Settings) -> Backend:
-    """Open the embedded backend (a directory and a SQLite file) or the AWS stack's resources."""
-    if settings.backend == "aws":
-        from .aws.backend import open_aws_backend
-
-        aws_backend: Backend = open_aws_backend(settings)
-        return aws_backend
-    from .embedded.dir_store import DirectoryStore
-    from .embedded.sqlite_queue import SqliteBroker
-
-    store = DirectoryStore(settings.objects_dir)
-    broker = SqliteBroker(settings.queue_db, default_visibility_s=settings.visibility_timeout_s)
-    requests = broker.open(
-        keys.REQUEST_QUEUE, dead_letter=keys.DEAD_LETTER_QUEUE, max_receives=settings.max_receives
-    )
-    dead_letters = broker.open(keys.DEAD_LETTER_QUEUE)
-    return Backend(
-        store=store,
-        broker=broker,
-        requests=requests,
-        dead_letters=dead_letters,
-        description=f"embedded ({settings.state_dir.resolve()})",
-    )
+    """The store, queues and fleet factory of the configured backend."""
+    return BACKENDS[settings.backend](settings)

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     )
     min_workers: int = Field(0, ge=0, description="Autoscaler: fewest workers, also when idle.")
     max_workers: int = Field(
-        default_factory=cpu_count, ge=1, description="Autoscaler: most workers (the cap)."
+        default_factory=cpu_count, ge=1, description="Autoscaler: most workers (the cap).",
+        json_schema_extra={"default_text": "cores"},
     )
     autoscale_tick_s: float = Field(
         0.5, gt=0, le=60, description="Autoscaler: seconds between observe-decide-act ticks."
@@ -69,7 +70,8 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Autoscaler: seconds a worker must be idle before it is drained."
     )
     worker_threads: int | None = Field(
-        None, ge=1, description="ONNX Runtime threads per worker; default: cores / max workers."
+        None, ge=1, description="ONNX Runtime threads per worker.",
+        json_schema_extra={"default_text": "cores / max workers", "flag_aliases": ["--threads"]},
     )
 
     batch_size: int = Field(

@@ -1,8 +1,9 @@
 """The project's exceptions: one root, retryable apart from permanent.
 
     ImgrecError
-    ├── RetryableError            the operation may succeed later (backend down, throttled)
-    │   └── BackendUnavailable    the store or queue cannot be reached
+    ├── RetryableError            the operation may succeed later: loops catch this one type
+    │   ├── BackendUnavailable    the store or queue cannot be reached (or throttles)
+    │   └── StorageFull           no space left, or read-only: nothing was written
     └── PermanentError            retrying will not help
         ├── InvalidKey            an object key that could escape the store's root
         ├── ObjectNotFound        no object under that key
@@ -10,8 +11,6 @@
         ├── ImageError            bytes that cannot be classified (not an image, corrupt, huge)
         ├── ModelError            a model file or spec that cannot be loaded
         └── ConfigError           settings that contradict each other
-
-        ├── ImageError            bytes that cannot be classified (not an image, corrupt, huge)
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ class BackendUnavailable(RetryableError):
     """The object store or the queue service cannot be reached or refused the call."""
 
 
-class StorageFull(ImgrecError):
+class StorageFull(RetryableError):
     """The backend has no space left (or is read-only); nothing was written."""
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import PurePosixPath
+
+from .errors import InvalidKey
 
 INPUTS_PREFIX = "inputs/"
 RESULTS_PREFIX = "results/"
@@ -12,6 +15,9 @@ HEARTBEATS_PREFIX = "heartbeats/"
 REQUEST_QUEUE = "requests"
 DEAD_LETTER_QUEUE = "requests-dead"
 REPLY_QUEUE_PREFIX = "replies-"
+
+# Stores write an object under a temporary name with this suffix, then rename it into place.
+PARTIAL_SUFFIX = ".part"
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -40,3 +46,22 @@ def heartbeat_key(worker_id: str) -> str:
 def reply_queue_name(instance: str | None = None) -> str:
     """The reply queue of one web-tier process; several web tiers can share a request queue."""
     return f"{REPLY_QUEUE_PREFIX}{instance or uuid.uuid4().hex[:12]}"
+
+
+def validate_key(key: str) -> PurePosixPath:
+    """Return the key as a relative path, or raise ``InvalidKey`` if it could leave the root.
+
+    Every ``ObjectStore`` adapter checks keys with this, so they accept the same keys.
+    """
+    if not key or len(key) > 1024:
+        raise InvalidKey("object key must be 1-1024 characters")
+    if "\x00" in key or "\\" in key:
+        raise InvalidKey(f"object key contains a forbidden character: {key!r}")
+    path = PurePosixPath(key)
+    if path.is_absolute() or key.startswith("/"):
+        raise InvalidKey(f"object key must be relative: {key!r}")
+    if any(part in ("..", ".", "") for part in key.split("/")):
+        raise InvalidKey(f"object key has an empty, '.' or '..' segment: {key!r}")
+    if key.endswith(PARTIAL_SUFFIX):
+        raise InvalidKey(f"object key may not end with {PARTIAL_SUFFIX!r}")
+    return path

@@ -5,14 +5,15 @@ adapter (a directory, a SQLite file, local processes) and an AWS one (S3, SQS, E
 test suite per protocol runs against every adapter.
 
 All methods are synchronous and may block on I/O: async callers go through
-``imgrec.concurrency.run_blocking``.
+Starlette's ``run_in_threadpool``. A new backend is one package that implements these and
+exposes an ``open_backend(settings) -> imgrec.backend.Backend`` (see ``imgrec.backend``).
 """
 
 from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -136,6 +137,10 @@ class QueueBroker(Protocol):
         """Remove a queue and its messages; a missing queue is not an error."""
         ...
 
+    def close(self) -> None:
+        """Release connections and files; queues opened from the broker stop working."""
+        ...
+
 
 class WorkerState(enum.StrEnum):
     """The life of one worker, as the fleet and the autoscaler see it."""
@@ -157,6 +162,25 @@ class WorkerInfo:
     last_seen: float
     idle_since: float | None = None
     processed: int = 0
+    pid: int | None = None  # the worker's process id, where the fleet knows it
+    ready_s: float | None = None  # launch-to-ready seconds, once it has been ready
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHealth:
+    """What a fleet measured about its workers, for the autoscaler and the status page.
+
+    ``launch_to_ready_s`` holds the recent launch-to-ready times (seconds, oldest first);
+    ``crashed`` counts the workers that ended without being drained since the fleet started.
+
+    Example::
+
+        health = fleet.health()
+        boot_s = statistics.median(health.launch_to_ready_s) if health.launch_to_ready_s else None
+    """
+
+    launch_to_ready_s: tuple[float, ...] = ()
+    crashed: int = 0
 
 
 @runtime_checkable
@@ -175,6 +199,39 @@ class Fleet(Protocol):
         """Ask the workers to finish their batch in hand and stop."""
         ...
 
+    def health(self) -> FleetHealth:
+        """Recent launch-to-ready times and how many workers crashed."""
+        ...
+
     def close(self) -> None:
         """Stop every worker (gracefully) and release resources."""
         ...
+
+
+@dataclass
+class Backend:
+    """Everything the tiers need from one backend: its store, queues and a fleet factory.
+
+    Each backend package (``imgrec.embedded``, ``imgrec.aws``) has one entry point,
+    ``open_backend(settings) -> Backend``; ``imgrec.backend.open_backend`` picks it by name.
+
+    Example::
+
+        backend = open_backend(settings)
+        backend.requests.send([request.encode()])
+        fleet = backend.open_fleet(max_workers=4)
+    """
+
+    store: ObjectStore
+    broker: QueueBroker
+    requests: Queue
+    dead_letters: Queue
+    description: str
+    fleet_factory: Callable[[int], Fleet]
+
+    def open_fleet(self, max_workers: int) -> Fleet:
+        """The backend's fleet of workers, at most ``max_workers`` at once."""
+        return self.fleet_factory(max_workers)
+
+    def close(self) -> None:
+        self.broker.close()

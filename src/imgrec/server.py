@@ -1,7 +1,8 @@
 """``imgrec serve``: the web tier in this process, the workers as child processes.
 
-The autoscaler (``imgrec.autoscale.controller``) starts and drains the workers: elastic between
-``min_workers`` and ``max_workers`` by default, or exactly ``workers`` when that is set.
+The web app's lifespan starts the autoscaler (``imgrec.autoscale.controller``), which starts
+and drains the workers: elastic between ``min_workers`` and ``max_workers`` by default, or
+exactly ``workers`` when that is set.
 
 Ctrl-C or SIGTERM stops accepting connections, finishes requests in progress, drains the
 workers (each finishes its batch in hand) and exits. Accepted requests are durable in the
@@ -18,12 +19,10 @@ import threading
 from collections.abc import Iterator
 
 import uvicorn
-from fastapi import FastAPI
 
 from .backend import open_backend
 from .config import Settings
 from .errors import ConfigError
-from .fleets import open_fleet
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +60,15 @@ def check_address_free(host: str, port: int) -> None:
 
 def run_server(settings: Settings) -> None:
     from .autoscale.controller import Controller, policy_settings
-    from .web.app import create_app
-    from .web.metrics import ControllerCollector
+    from .web.app import Scaling, create_app
 
     check_address_free(settings.host, settings.port)
     backend = open_backend(settings)
     mode, bounds = policy_settings(settings)
-    fleet = open_fleet(settings, backend, max_workers=max(bounds.max_workers, 1))
+    fleet = backend.open_fleet(max(bounds.max_workers, 1))
     controller = Controller(backend.requests, fleet, bounds, mode=mode,
                             tick_s=settings.autoscale_tick_s)
-    app = create_app(settings, backend)
-    app.state.fleet = fleet
-    app.state.controller = controller
-
-    async def start_controller(app: FastAPI) -> None:
-        runtime = app.state.runtime
-        controller.answers = runtime.metrics.recent
-        runtime.metrics.registry.register(ControllerCollector(controller))
-        controller.start()
-
-    app.state.startup_hooks = [*getattr(app.state, "startup_hooks", []), start_controller]
+    app = create_app(settings, backend, scaling=Scaling(fleet, controller))
     log.info("imgrec serving on http://%s:%d (%s, %d..%d workers, %s)", settings.host,
              settings.port, mode, bounds.min_workers, bounds.max_workers, backend.description)
     server = _Server(
@@ -90,7 +78,5 @@ def run_server(settings: Settings) -> None:
     try:
         server.run()
     finally:
-        controller.stop()
-        fleet.close()
         backend.close()
         log.info("imgrec stopped")

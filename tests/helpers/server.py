@@ -7,13 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from imgrec.loadgen import health
 
 
 def free_port() -> int:
@@ -45,17 +44,10 @@ class RunningServer:
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path,
                        timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server not healthy in {timeout_s} s:\n{log_path.read_text()}")
+    try:
+        health.wait_until_healthy(url, process, timeout_s=timeout_s)
+    except health.ServiceNotHealthy as exc:
+        raise RuntimeError(f"{exc}:\n{log_path.read_text(errors='replace')}") from exc
 
 
 @contextmanager

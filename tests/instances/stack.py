@@ -10,8 +10,8 @@ from imgrec.aws.naming import ROLE_WORKER, StackNames
 from imgrec.aws.s3_store import S3Store
 from imgrec.aws.session import AwsSession
 from imgrec.errors import ImgrecError
-from imgrec.heartbeat import read_heartbeats
 from imgrec.ports import WorkerState
+from imgrec.worker.heartbeat import read_heartbeats
 
 from .harness import InstanceHarness, SimulatedInstance
 

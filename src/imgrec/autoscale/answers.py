@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .simulator import percentile
+from ..percentile import percentile
 
 
 @dataclass(frozen=True)

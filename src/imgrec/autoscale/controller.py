@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..config import Settings
-from ..ports import Fleet, Queue, WorkerInfo, WorkerState
+from ..ports import Fleet, FleetHealth, Queue, WorkerInfo, WorkerState
 from .answers import AnswerStats, RecentAnswers
 from .policy import OURS, Decision, NamedPolicy, Observation, PolicySettings
 
@@ -97,6 +97,7 @@ class Controller:
         self.drained = 0
         self._clock = clock
         self._state: Any = policy.initial_state()
+        self._health = FleetHealth()
         self._crashes_seen = 0
         self._backoff_s = 0.0
         self._hold_launches_until = 0.0
@@ -105,13 +106,14 @@ class Controller:
         self._thread: threading.Thread | None = None
 
     def boot_s(self) -> float | None:
-        """Median launch-to-ready seconds of the recent workers (if the fleet measures it)."""
-        readiness = list(getattr(self.fleet, "readiness_s", ()))
+        """Median launch-to-ready seconds of the recent workers, as of the last tick."""
+        readiness = self._health.launch_to_ready_s
         return statistics.median(readiness) if readiness else None
 
     def observe(self) -> tuple[Observation, AnswerStats]:
         depth = self.queue.depth()
         workers = tuple(self.fleet.list())
+        self._health = self.fleet.health()
         stats = self.answers.stats()
         obs = Observation(
             visible=depth.visible, in_flight=depth.in_flight, workers=workers,
@@ -133,7 +135,7 @@ class Controller:
 
     def _hold_after_crashes(self, decision: Decision, now: float) -> Decision:
         """Back off launching (1 s, doubling to 30 s) while new workers keep crashing."""
-        crashed = len(getattr(getattr(self.fleet, "events", None), "crashed", ()))
+        crashed = self._health.crashed
         if crashed > self._crashes_seen:
             self._backoff_s = min(_MAX_CRASH_BACKOFF_S, max(1.0, 2 * self._backoff_s))
             self._hold_launches_until = now + self._backoff_s

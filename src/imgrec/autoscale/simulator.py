@@ -9,12 +9,12 @@ worker finishes the image in hand. Billing is per second from launch to stop, as
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..percentile import percentile
 from ..ports import WorkerInfo, WorkerState
 from .policy import Decision, NamedPolicy, Observation, PolicySettings
 from .traces import Trace
@@ -81,14 +81,6 @@ class SimResult:
     worker_seconds: float
     zero_after_s: float | None
     samples: list[Sample] = field(default_factory=list, repr=False)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 class _Run:

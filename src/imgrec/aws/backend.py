@@ -1,26 +1,17 @@
-"""Open a stack's S3 buckets and SQS queues as an ``imgrec.backend.Backend``."""
+"""The AWS backend's entry point: a stack's S3 buckets, SQS queues and EC2 worker fleet."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import keys
-from ..backend import Backend
 from ..config import Settings
 from ..errors import ConfigError, QueueNotFound
+from ..ports import Backend, Fleet
+from .ec2_fleet import Ec2Fleet
 from .errors import translated
 from .naming import StackNames, validate_stack
 from .s3_store import S3Store, StackStore
 from .session import AwsSession
 from .sqs_queue import SqsBroker
-
-
-@dataclass
-class AwsBackend(Backend):
-    """The stack's backend, plus the session and names the EC2 fleet needs."""
-
-    session: AwsSession
-    names: StackNames
 
 
 def stack_names(settings: Settings, session: AwsSession) -> StackNames:
@@ -29,7 +20,7 @@ def stack_names(settings: Settings, session: AwsSession) -> StackNames:
     return StackNames(validate_stack(settings.stack), session.account, session.region)
 
 
-def open_aws_backend(settings: Settings, session: AwsSession | None = None) -> AwsBackend:
+def open_backend(settings: Settings, session: AwsSession | None = None) -> Backend:
     """The stack's store and queues; they must exist (``imgrec aws up`` creates them)."""
     session = session or AwsSession(settings.region)
     names = stack_names(settings, session)
@@ -45,12 +36,15 @@ def open_aws_backend(settings: Settings, session: AwsSession | None = None) -> A
         dead_letters = broker.open(keys.DEAD_LETTER_QUEUE, create=False)
     except QueueNotFound as exc:
         raise ConfigError(f"stack {names.stack} has no request queue: {missing_hint}") from exc
-    return AwsBackend(
+
+    def fleet(max_workers: int) -> Fleet:
+        return Ec2Fleet(session.client("ec2"), names, store, max_workers=max_workers)
+
+    return Backend(
         store=store,
         broker=broker,
         requests=requests,
         dead_letters=dead_letters,
         description=f"aws stack {names.stack} ({names.region})",
-        session=session,
-        names=names,
+        fleet_factory=fleet,
     )

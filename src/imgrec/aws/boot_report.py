@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ..deploy import BOOT_FAILED
+from ..errors import ImgrecError
+from .errors import translated
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ def failure_line(console: str) -> str | None:
 def boot_failure(ec2: Any, instance_id: str) -> str | None:
     """The instance's boot failure, or None (booted, still booting, or console unreadable)."""
     try:
-        output = ec2.get_console_output(InstanceId=instance_id, Latest=True).get("Output")
-    except (ClientError, BotoCoreError) as exc:
-        log.debug("no console output of %s: %s", instance_id, exc)
+        with translated(f"console output of {instance_id}"):
+            output = ec2.get_console_output(InstanceId=instance_id, Latest=True).get("Output")
+    except ImgrecError as exc:
+        log.debug("no console output: %s", exc)
         return None
     return failure_line(output or "")

@@ -13,19 +13,16 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from .. import keys
-from ..backend import Backend
-from ..config import Settings
-from ..errors import ConfigError, ImgrecError
-from ..heartbeat import HeartbeatRecord, read_heartbeats
-from ..ports import ObjectStore, WorkerInfo, WorkerState
+from ..errors import ImgrecError
+from ..ports import FleetHealth, ObjectStore, WorkerInfo, WorkerState
+from ..worker.heartbeat import HeartbeatRecord, read_heartbeats
 from . import resources
-from .errors import error_code, translated
+from .errors import translated
 from .naming import ROLE_WORKER, StackNames
 
 log = logging.getLogger(__name__)
@@ -62,6 +59,11 @@ class Ec2Fleet:
         self.max_workers = max_workers
         self._clock = clock
         self._launched: set[str] = set()
+        self._terminated: set[str] = set()
+        self._alive_seen: set[str] = set()
+        self._ready_s: dict[str, float] = {}
+        self._readiness: deque[float] = deque(maxlen=20)
+        self._crashed: set[str] = set()
         self._lock = threading.Lock()
 
     def _instances(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -74,13 +76,12 @@ class Ec2Fleet:
             if room <= 0:
                 return []
             what = f"cannot launch workers from {self.names.launch_template(ROLE_WORKER)}"
-            with translated(what):
-                try:
-                    response = self._run(room)
-                except ClientError as exc:
-                    # All-or-nothing failed for lack of capacity: one is better than none.
-                    if room == 1 or error_code(exc) != "InsufficientInstanceCapacity":
-                        raise
+            # All-or-nothing failed for lack of capacity: one is better than none.
+            short = {"InsufficientInstanceCapacity"} if room > 1 else set()
+            with translated(what, tolerate=short) as outcome:
+                response = self._run(room)
+            if outcome.tolerated:
+                with translated(what):
                     response = self._run(1)
             ids = [str(i["InstanceId"]) for i in response["Instances"]]
             self._launched.update(ids)
@@ -104,15 +105,42 @@ class Ec2Fleet:
             worker_id = str(inst["InstanceId"])
             beat = beats.get(worker_id)
             launched = inst["LaunchTime"].timestamp() if "LaunchTime" in inst else self._clock()
+            state = worker_state(inst["State"]["Name"], beat)
+            if beat is not None and state != WorkerState.STARTING:
+                self._note_ready(worker_id, beat.started_at - launched)
             infos.append(WorkerInfo(
                 worker_id=worker_id,
-                state=worker_state(inst["State"]["Name"], beat),
+                state=state,
                 launched_at=launched,
                 last_seen=beat.updated_at if beat else launched,
                 idle_since=beat.idle_since if beat else None,
                 processed=beat.processed if beat else 0,
+                pid=beat.pid if beat else None,
+                ready_s=self._ready_s.get(worker_id),
             ))
+        self._note_gone({w.worker_id for w in infos if w.state != WorkerState.DRAINING})
         return infos
+
+    def _note_ready(self, worker_id: str, ready_s: float) -> None:
+        # A worker's running heartbeat is created right after its model loaded.
+        with self._lock:
+            if worker_id not in self._ready_s:
+                self._ready_s[worker_id] = max(0.0, ready_s)
+                self._readiness.append(self._ready_s[worker_id])
+
+    def _note_gone(self, alive: set[str]) -> None:
+        """Workers that stopped being alive without being terminated by us have crashed."""
+        with self._lock:
+            for worker_id in self._alive_seen - alive:
+                if worker_id not in self._terminated:
+                    self._crashed.add(worker_id)
+                self._ready_s.pop(worker_id, None)
+            self._alive_seen = alive
+
+    def health(self) -> FleetHealth:
+        with self._lock:
+            return FleetHealth(launch_to_ready_s=tuple(self._readiness),
+                               crashed=len(self._crashed))
 
     def drain(self, worker_ids: Sequence[str]) -> None:
         """Terminate the named workers that are idle; busy or starting ones are left alone."""
@@ -130,6 +158,8 @@ class Ec2Fleet:
             return
         with translated("cannot terminate worker instances"):
             self.ec2.terminate_instances(InstanceIds=list(ids))
+        with self._lock:
+            self._terminated.update(ids)
         for worker_id in ids:
             with contextlib.suppress(ImgrecError):  # a stale heartbeat is harmless
                 self.store.delete(keys.heartbeat_key(worker_id))
@@ -139,13 +169,3 @@ class Ec2Fleet:
         """Terminate the instances this fleet launched (others of the stack keep running)."""
         alive = {str(i["InstanceId"]) for i in self._instances(_ALIVE)}
         self._terminate(sorted(self._launched & alive))
-
-
-def open_ec2_fleet(settings: Settings, backend: Backend, *, max_workers: int | None) -> Ec2Fleet:
-    """The EC2 fleet of the stack the backend was opened on."""
-    from .backend import AwsBackend
-
-    if not isinstance(backend, AwsBackend):
-        raise ConfigError("the EC2 fleet needs the aws backend (--backend aws --stack NAME)")
-    return Ec2Fleet(backend.session.client("ec2"), backend.names, backend.store,
-                    max_workers=max_workers or settings.max_workers)

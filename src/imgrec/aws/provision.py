@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..deploy import DeployConfig, render_cloud_init
-from ..errors import ConfigError, ImgrecError
+from ..errors import ConfigError, ImgrecError, PermanentError
 from . import iam, resources, wheelhouse
 from .boot_report import boot_failure
 from .errors import translated
@@ -163,10 +163,9 @@ class Stack:
         if running:
             self._report(out, "instance", running[0]["InstanceId"], "unchanged", "web")
             return
-        with translated("cannot launch the web instance"):
-            launched = _run_with_profile_retry(lambda: self.ec2.run_instances(
-                LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
-                MinCount=1, MaxCount=1))
+        launched = _run_with_profile_retry(lambda: self.ec2.run_instances(
+            LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Default"},
+            MinCount=1, MaxCount=1), "cannot launch the web instance")
         self._report(out, "instance", launched["Instances"][0]["InstanceId"], "created", "web")
 
     # --- status -----------------------------------------------------------------------------
@@ -270,16 +269,14 @@ def _same_attrs(current: dict[str, str], wanted: dict[str, str]) -> bool:
     return True
 
 
-def _run_with_profile_retry(call: Callable[[], Any], attempts: int = 10) -> Any:
+def _run_with_profile_retry(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
     """A new instance profile takes seconds to reach EC2; RunInstances fails until then."""
-    from botocore.exceptions import ClientError
-
     for attempt in range(attempts):
         try:
-            return call()
-        except ClientError as exc:
-            message = str(exc)
-            if attempt + 1 == attempts or "iamInstanceProfile" not in message:
+            with translated(what):
+                return call()
+        except PermanentError as exc:
+            if attempt + 1 == attempts or "iamInstanceProfile" not in str(exc):
                 raise
             log.info("instance profile not visible to EC2 yet; retrying")
             time.sleep(3)

@@ -12,24 +12,15 @@ import json
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .errors import error_code, translate, translated
+from .errors import ABSENT, EXISTS, translated
 from .naming import StackNames
 
-_EXISTS = {"BucketAlreadyOwnedByYou", "EntityAlreadyExists",
-           "InvalidGroup.Duplicate", "InvalidLaunchTemplateName.AlreadyExistsException"}
-_ABSENT = {"NoSuchBucket", "NoSuchEntity", "InvalidGroup.NotFound",
-           "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound",
-           "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "404", "NotFound"}
+_TEMPLATE_ABSENT = ABSENT | {"InvalidLaunchTemplateName.MalformedException",
+                             "InvalidLaunchTemplateId.VersionNotFound"}
 
 
 def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def absent(exc: ClientError) -> bool:
-    return error_code(exc) in _ABSENT
 
 
 # --- S3 -------------------------------------------------------------------------------------
@@ -61,23 +52,15 @@ def _create_bucket(s3: Any, names: StackNames, bucket: str) -> str:
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if names.region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": names.region}
-    try:
+    with translated(f"cannot create bucket {bucket}", tolerate=EXISTS) as outcome:
         s3.create_bucket(**kwargs)
-    except ClientError as exc:
-        if error_code(exc) not in _EXISTS:
-            raise translate(exc, f"cannot create bucket {bucket}") from exc
-        return "unchanged"
-    return "created"
+    return "unchanged" if outcome.tolerated else "created"
 
 
 def describe_bucket_exists(s3: Any, bucket: str) -> bool:
-    try:
+    with translated(f"bucket {bucket}", tolerate=ABSENT) as outcome:
         s3.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if absent(exc):
-            return False
-        raise translate(exc, f"bucket {bucket}") from exc
-    return True
+    return not outcome.tolerated
 
 
 def describe_bucket(s3: Any, bucket: str) -> str | None:
@@ -94,18 +77,14 @@ def describe_bucket(s3: Any, bucket: str) -> str | None:
 
 def delete_bucket(s3: Any, bucket: str) -> str:
     """Empty the bucket (every object) and delete it."""
-    try:
+    with translated(f"cannot delete bucket {bucket}", tolerate=ABSENT) as outcome:
         paginator = s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket):
             objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if objects:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
         s3.delete_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if absent(exc):
-            return "absent"
-        raise translate(exc, f"cannot delete bucket {bucket}") from exc
-    return "deleted"
+    return "absent" if outcome.tolerated else "deleted"
 
 
 # --- IAM ------------------------------------------------------------------------------------
@@ -113,26 +92,21 @@ def delete_bucket(s3: Any, bucket: str) -> str:
 def ensure_role(iam: Any, names: StackNames, role: str, trust: dict[str, Any],
                 policy_name: str, policy: dict[str, Any]) -> str:
     """The role with exactly this inline policy, and an instance profile holding it."""
-    status = "created"
-    with translated(f"cannot create IAM role {role}"):
-        try:
-            iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust),
-                            Description=f"imgrec stack {names.stack}",
-                            Tags=_tags(names.stack_tags()))
-        except ClientError as exc:
-            if error_code(exc) not in _EXISTS:
-                raise
-            status = "unchanged"
-        current = _inline_policy(iam, role, policy_name)
-        if current != policy:
+    what = f"cannot create IAM role {role}"
+    with translated(what, tolerate=EXISTS) as existing:
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust),
+                        Description=f"imgrec stack {names.stack}",
+                        Tags=_tags(names.stack_tags()))
+    status = "unchanged" if existing.tolerated else "created"
+    current = _inline_policy(iam, role, policy_name)
+    if current != policy:
+        with translated(what):
             iam.put_role_policy(RoleName=role, PolicyName=policy_name,
                                 PolicyDocument=json.dumps(policy))
-            status = "updated" if status == "unchanged" else status
-        try:
-            iam.create_instance_profile(InstanceProfileName=role, Tags=_tags(names.stack_tags()))
-        except ClientError as exc:
-            if error_code(exc) not in _EXISTS:
-                raise
+        status = "updated" if status == "unchanged" else status
+    with translated(what, tolerate=EXISTS):
+        iam.create_instance_profile(InstanceProfileName=role, Tags=_tags(names.stack_tags()))
+    with translated(what):
         profile = iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]
         if role not in {r["RoleName"] for r in profile.get("Roles", [])}:
             iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
@@ -140,48 +114,33 @@ def ensure_role(iam: Any, names: StackNames, role: str, trust: dict[str, Any],
 
 
 def _inline_policy(iam: Any, role: str, policy_name: str) -> dict[str, Any] | None:
-    try:
+    with translated(f"IAM role {role}", tolerate=ABSENT) as outcome:
         doc = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
-    except ClientError as exc:
-        if absent(exc):
-            return None
-        raise
+    if outcome.tolerated:
+        return None
     return json.loads(doc) if isinstance(doc, str) else dict(doc)
 
 
 def describe_role(iam: Any, role: str, policy_name: str) -> dict[str, Any] | None:
     """The role's inline policy (None if the role or its instance profile is missing)."""
-    try:
+    with translated(f"IAM role {role}", tolerate=ABSENT) as outcome:
         iam.get_instance_profile(InstanceProfileName=role)
-        return _inline_policy(iam, role, policy_name)
-    except ClientError as exc:
-        if absent(exc):
-            return None
-        raise translate(exc, f"IAM role {role}") from exc
+    return None if outcome.tolerated else _inline_policy(iam, role, policy_name)
 
 
 def delete_role(iam: Any, role: str) -> str:
-    found = False
-    with translated(f"cannot delete IAM role {role}"):
-        try:
-            profile = iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]
-            for r in profile.get("Roles", []):
-                iam.remove_role_from_instance_profile(InstanceProfileName=role,
-                                                      RoleName=r["RoleName"])
-            iam.delete_instance_profile(InstanceProfileName=role)
-            found = True
-        except ClientError as exc:
-            if not absent(exc):
-                raise
-        try:
-            for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-                iam.delete_role_policy(RoleName=role, PolicyName=name)
-            iam.delete_role(RoleName=role)
-            found = True
-        except ClientError as exc:
-            if not absent(exc):
-                raise
-    return "deleted" if found else "absent"
+    what = f"cannot delete IAM role {role}"
+    with translated(what, tolerate=ABSENT) as no_profile:
+        profile = iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]
+        for r in profile.get("Roles", []):
+            iam.remove_role_from_instance_profile(InstanceProfileName=role,
+                                                  RoleName=r["RoleName"])
+        iam.delete_instance_profile(InstanceProfileName=role)
+    with translated(what, tolerate=ABSENT) as no_role:
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+        iam.delete_role(RoleName=role)
+    return "absent" if no_profile.tolerated and no_role.tolerated else "deleted"
 
 
 # --- EC2 ------------------------------------------------------------------------------------
@@ -232,28 +191,22 @@ def delete_security_group(ec2: Any, names: StackNames, role: str, timeout_s: flo
         return "absent"
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
+        # Terminated instances release their network interfaces a little later.
+        in_use = {"DependencyViolation"} if time.monotonic() < deadline else set()
+        with translated(f"cannot delete security group {group_id}",
+                        tolerate=ABSENT | in_use) as outcome:
             ec2.delete_security_group(GroupId=group_id)
-            return "deleted"
-        except ClientError as exc:
-            if absent(exc):
-                return "absent"
-            # Terminated instances release their network interfaces a little later.
-            if error_code(exc) != "DependencyViolation" or time.monotonic() > deadline:
-                raise translate(exc, f"cannot delete security group {group_id}") from exc
-            time.sleep(5)
+        if outcome.tolerated != "DependencyViolation":
+            return "absent" if outcome.tolerated else "deleted"
+        time.sleep(5)
 
 
 def describe_launch_template(ec2: Any, name: str) -> dict[str, Any] | None:
     """The template's id, ARN-ready fields and latest data; None if absent."""
-    try:
+    with translated(f"launch template {name}", tolerate=_TEMPLATE_ABSENT) as outcome:
         versions = ec2.describe_launch_template_versions(
             LaunchTemplateName=name, Versions=["$Latest"])["LaunchTemplateVersions"]
-    except ClientError as exc:
-        if absent(exc) or error_code(exc).startswith("InvalidLaunchTemplate"):
-            return None
-        raise translate(exc, f"launch template {name}") from exc
-    return dict(versions[0]) if versions else None
+    return dict(versions[0]) if not outcome.tolerated and versions else None
 
 
 def ensure_launch_template(ec2: Any, names: StackNames, role: str,
@@ -291,13 +244,10 @@ def delete_launch_template(ec2: Any, name: str) -> str:
     current = describe_launch_template(ec2, name)
     if current is None:
         return "absent"
-    try:
+    with translated(f"cannot delete launch template {name}",
+                    tolerate=_TEMPLATE_ABSENT) as outcome:
         ec2.delete_launch_template(LaunchTemplateId=current["LaunchTemplateId"])
-    except ClientError as exc:
-        if absent(exc) or error_code(exc).startswith("InvalidLaunchTemplate"):
-            return "absent"
-        raise translate(exc, f"cannot delete launch template {name}") from exc
-    return "deleted"
+    return "absent" if outcome.tolerated else "deleted"
 
 
 def user_data(text: str) -> str:

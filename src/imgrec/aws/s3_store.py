@@ -6,13 +6,9 @@ import heapq
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from .. import keys
-from ..embedded.dir_store import validate_key
-from ..errors import ObjectNotFound
 from ..ports import ObjectStore
-from .errors import error_code, translate, translated
+from .errors import NOT_FOUND_OBJECT, translated
 
 
 class S3Store:
@@ -29,38 +25,26 @@ class S3Store:
         self.bucket = bucket
 
     def put(self, key: str, data: bytes) -> None:
-        validate_key(key)
+        keys.validate_key(key)
         with translated(f"cannot write s3://{self.bucket}/{key}"):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def get(self, key: str) -> bytes:
-        validate_key(key)
-        try:
+        keys.validate_key(key)
+        with translated(f"s3://{self.bucket}/{key}"):
             response = self.client.get_object(Bucket=self.bucket, Key=key)
             return bytes(response["Body"].read())
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"s3://{self.bucket}/{key}") from exc
 
     def exists(self, key: str) -> bool:
-        validate_key(key)
-        try:
+        keys.validate_key(key)
+        with translated(f"s3://{self.bucket}/{key}", tolerate=NOT_FOUND_OBJECT) as outcome:
             self.client.head_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
-            err = translate(exc, f"s3://{self.bucket}/{key}")
-            if isinstance(err, ObjectNotFound):
-                return False
-            raise err from exc
-        return True
+        return not outcome.tolerated
 
     def delete(self, key: str) -> None:
-        validate_key(key)
-        try:
+        keys.validate_key(key)
+        with translated(f"cannot delete s3://{self.bucket}/{key}", tolerate=NOT_FOUND_OBJECT):
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if error_code(exc) not in ("NoSuchKey", "404"):
-                raise translate(exc, f"cannot delete s3://{self.bucket}/{key}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"cannot delete s3://{self.bucket}/{key}") from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # S3 lists in UTF-8 byte order, which differs from Python's str order for some keys.

@@ -12,12 +12,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from ..chunks import chunks
 from ..errors import BackendUnavailable, QueueNotFound
 from ..messages import MAX_MESSAGE_BYTES
 from ..ports import Message, QueueDepth
-from .errors import error_code, translate, translated
+from .errors import EXISTS, NOT_FOUND_QUEUE, translated
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,6 @@ MAX_VISIBILITY_S = 43_200
 _LONG_POLL_MARGIN_S = 2
 _STALE_RECEIPT = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight",
                   "AWS.SimpleQueueService.MessageNotInflight"}
-_QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
 
 
 def wait_seconds(wait_s: float) -> int:
@@ -41,8 +39,7 @@ def long_poll_cap(client: Any) -> int:
     A long poll must end before the read timeout, or every idle receive would time out; a
     short read timeout is what makes a silent endpoint fail fast.
     """
-    config = getattr(getattr(client, "meta", None), "config", None)
-    seconds = getattr(config, "read_timeout", None)
+    seconds = client.meta.config.read_timeout
     if not isinstance(seconds, (int, float)):
         return MAX_WAIT_S
     return max(0, min(MAX_WAIT_S, int(seconds) - _LONG_POLL_MARGIN_S))
@@ -50,10 +47,6 @@ def long_poll_cap(client: Any) -> int:
 
 def visibility_seconds(visibility_s: float) -> int:
     return max(0, min(MAX_VISIBILITY_S, round(visibility_s)))
-
-
-def _chunks(items: Sequence[str], size: int = SQS_BATCH) -> list[Sequence[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class SqsQueue:
@@ -67,7 +60,7 @@ class SqsQueue:
 
     def send(self, bodies: Sequence[str]) -> list[str]:
         ids: list[str] = []
-        for chunk in _chunks(bodies):
+        for chunk in chunks(bodies, SQS_BATCH):
             entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
             with translated(f"cannot send to queue {self.name}"):
                 response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
@@ -109,7 +102,7 @@ class SqsQueue:
         return [_to_message(m) for m in response.get("Messages", [])]
 
     def delete(self, receipts: Sequence[str]) -> None:
-        for chunk in _chunks(receipts):
+        for chunk in chunks(receipts, SQS_BATCH):
             entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
             with translated(f"cannot delete from queue {self.name}"):
                 response = self.client.delete_message_batch(QueueUrl=self.url, Entries=entries)
@@ -121,18 +114,14 @@ class SqsQueue:
                     )
 
     def change_visibility(self, receipt: str, visibility_s: float) -> None:
-        try:
+        with translated(f"cannot change visibility on queue {self.name}",
+                        tolerate=_STALE_RECEIPT) as outcome:
             self.client.change_message_visibility(
                 QueueUrl=self.url, ReceiptHandle=receipt,
                 VisibilityTimeout=visibility_seconds(visibility_s),
             )
-        except ClientError as exc:
-            if error_code(exc) in _STALE_RECEIPT:
-                log.debug("stale receipt on %s: %s", self.name, exc)
-                return
-            raise translate(exc, f"cannot change visibility on queue {self.name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"cannot change visibility on queue {self.name}") from exc
+        if outcome.tolerated:
+            log.debug("stale receipt on %s: %s", self.name, outcome.tolerated)
 
     def depth(self) -> QueueDepth:
         with translated(f"cannot read the depth of queue {self.name}"):
@@ -216,16 +205,12 @@ class SqsBroker:
 
     def ensure(self, sqs_name: str, attrs: dict[str, str]) -> str:
         """Create the queue, or bring an existing one's attributes to ``attrs``; return its URL."""
-        try:
+        with translated(f"cannot create queue {sqs_name}", tolerate=EXISTS) as existing:
             url = str(self.client.create_queue(QueueName=sqs_name, Attributes=attrs)["QueueUrl"])
-        except ClientError as exc:
-            if error_code(exc) not in _QUEUE_EXISTS:
-                raise translate(exc, f"cannot create queue {sqs_name}") from exc
+        if existing.tolerated:
             url = self._url(sqs_name)
             with translated(f"cannot update queue {sqs_name}"):
                 self.client.set_queue_attributes(QueueUrl=url, Attributes=attrs)
-        except BotoCoreError as exc:
-            raise translate(exc, f"cannot create queue {sqs_name}") from exc
         with self._lock:
             self._urls[sqs_name] = url
         return url
@@ -234,13 +219,8 @@ class SqsBroker:
         with self._lock:
             if sqs_name in self._urls:
                 return self._urls[sqs_name]
-        try:
+        with translated(f"queue {sqs_name}"):
             url = str(self.client.get_queue_url(QueueName=sqs_name)["QueueUrl"])
-        except (ClientError, BotoCoreError) as exc:
-            err = translate(exc, f"queue {sqs_name}")
-            if isinstance(err, QueueNotFound):
-                raise QueueNotFound(f"queue {sqs_name} does not exist") from exc
-            raise err from exc
         with self._lock:
             self._urls[sqs_name] = url
         return url
@@ -255,13 +235,8 @@ class SqsBroker:
             return
         with self._lock:
             self._urls.pop(sqs_name, None)
-        try:
+        with translated(f"cannot delete queue {sqs_name}", tolerate=NOT_FOUND_QUEUE):
             self.client.delete_queue(QueueUrl=url)
-        except ClientError as exc:
-            if not isinstance(translate(exc, ""), QueueNotFound):
-                raise translate(exc, f"cannot delete queue {sqs_name}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"cannot delete queue {sqs_name}") from exc
 
     def close(self) -> None:
         """Nothing to release: boto3 clients close their connections when collected."""

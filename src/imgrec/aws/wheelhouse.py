@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .errors import translated
+from .errors import NOT_FOUND_OBJECT, translated
 from .images import Platform
 from .naming import WHEEL_PREFIX
 
@@ -172,14 +172,12 @@ def _load(stem: Path) -> Wheelhouse:
 
 def upload(s3: Any, bucket: str, wheelhouse: Wheelhouse) -> str:
     """Put the wheelhouse in the bucket unless it is there (its key holds its hash)."""
-    with translated(f"cannot upload the wheelhouse to {bucket}"):
-        try:
-            head = s3.head_object(Bucket=bucket, Key=wheelhouse.key)
-            if int(head["ContentLength"]) == wheelhouse.path.stat().st_size:
-                return "unchanged"
-        except s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                raise
+    what = f"cannot upload the wheelhouse to {bucket}"
+    with translated(what, tolerate=NOT_FOUND_OBJECT) as absent:
+        head = s3.head_object(Bucket=bucket, Key=wheelhouse.key)
+    if not absent.tolerated and int(head["ContentLength"]) == wheelhouse.path.stat().st_size:
+        return "unchanged"
+    with translated(what):
         s3.upload_file(str(wheelhouse.path), bucket, wheelhouse.key)
     return "uploaded"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from ..chunks import chunks
 
 if TYPE_CHECKING:
     from imgrec.model.classifier import Classification, Classifier
@@ -36,7 +38,7 @@ def classify_command(
         print(f"error: {exc}", file=sys.stderr)
         return 2
     status = 0
-    for chunk in _chunks(paths, BATCH_SIZE):
+    for chunk in chunks(paths, BATCH_SIZE):
         for path, result in _classify_files(classifier, chunk):
             if isinstance(result, Classification):
                 print(_format_json(path, result) if as_json else _format_human(path, result))
@@ -45,11 +47,6 @@ def classify_command(
                 status = 1
         sys.stdout.flush()
     return status
-
-
-def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _classify_files(

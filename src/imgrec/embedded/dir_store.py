@@ -7,29 +7,13 @@ import errno
 import os
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
+from ..keys import PARTIAL_SUFFIX, validate_key
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
-_TMP_SUFFIX = ".part"
 _MAX_REMEMBERED_DIRS = 1024
-
-
-def validate_key(key: str) -> PurePosixPath:
-    """Return the key as a relative path, or raise ``InvalidKey`` if it could leave the root."""
-    if not key or len(key) > 1024:
-        raise InvalidKey("object key must be 1-1024 characters")
-    if "\x00" in key or "\\" in key:
-        raise InvalidKey(f"object key contains a forbidden character: {key!r}")
-    path = PurePosixPath(key)
-    if path.is_absolute() or key.startswith("/"):
-        raise InvalidKey(f"object key must be relative: {key!r}")
-    if any(part in ("..", ".", "") for part in key.split("/")):
-        raise InvalidKey(f"object key has an empty, '.' or '..' segment: {key!r}")
-    if key.endswith(_TMP_SUFFIX):
-        raise InvalidKey(f"object key may not end with {_TMP_SUFFIX!r}")
-    return path
 
 
 class DirectoryStore:
@@ -68,11 +52,11 @@ class DirectoryStore:
             if str(path.parent) not in self._inside_dirs:
                 path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=_TMP_SUFFIX)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
             except FileNotFoundError:  # a remembered directory was removed meanwhile
                 self._inside_dirs.discard(str(path.parent))
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=_TMP_SUFFIX)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
@@ -112,7 +96,7 @@ class DirectoryStore:
         for dirpath, _dirnames, filenames in os.walk(start):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
-                if name.endswith(_TMP_SUFFIX):
+                if name.endswith(PARTIAL_SUFFIX):
                     continue
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if key.startswith(prefix):

@@ -6,12 +6,11 @@ only ``imgrec serve``, which then drains them; a worker whose parent dies stops 
 A worker that exits without being drained is reaped and counted as crashed (non-zero code) or
 gone; the controller launches a replacement when the backlog (or ``min``) still wants one.
 Launch-to-ready time (launch until the heartbeat written with the model loaded) is measured
-for every worker and kept in ``readiness_s``.
+for every worker and reported by ``health``.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import logging
 import os
@@ -23,13 +22,15 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from pydantic import SecretStr
 
 from .. import keys
 from ..config import Settings
 from ..errors import ImgrecError
-from ..heartbeat import read_heartbeats
-from ..ports import ObjectStore, WorkerInfo, WorkerState
+from ..ports import FleetHealth, ObjectStore, WorkerInfo, WorkerState
+from ..worker.heartbeat import read_heartbeats
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,7 @@ class _Process:
     popen: subprocess.Popen[bytes]
     launched_at: float
     draining: bool = False
-    exit_code: int | None = None
     ready_s: float | None = None
-
-
-@dataclass
-class FleetEvents:
-    """What happened to workers since the fleet started (for status pages and tests)."""
-
-    launched: int = 0
-    drained: int = 0
-    exited: int = 0
-    crashed: list[tuple[str, int]] = field(default_factory=list)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -62,7 +52,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
-        if value is None or hasattr(value, "get_secret_value"):
+        if value is None or isinstance(value, SecretStr):
             continue
         env[f"IMGREC_{name.upper()}"] = str(value)
     return env
@@ -84,7 +74,7 @@ class ProcessFleet:
         self.settings = settings
         self.max_workers = max_workers or settings.max_workers
         self.threads_per_worker = threads_per_worker or settings.threads_per_worker()
-        self.events = FleetEvents()
+        self.crashed: list[tuple[str, int]] = []  # (worker id, exit code), since the start
         self.readiness_s: deque[float] = deque(maxlen=20)
         self._clock = clock
         self._procs: dict[str, _Process] = {}
@@ -101,15 +91,14 @@ class ProcessFleet:
             for _ in range(max(0, min(count, room))):
                 worker_id = f"w-{uuid.uuid4().hex[:8]}"
                 cmd = [
-                    sys.executable, "-m", "imgrec.worker_main",
+                    sys.executable, "-m", "imgrec", "worker",
                     "--worker-id", worker_id,
-                    "--threads", str(self.threads_per_worker),
+                    "--worker-threads", str(self.threads_per_worker),
                     "--parent-pid", str(os.getpid()),
                 ]
                 launched_at = self._clock()
                 popen = subprocess.Popen(cmd, env=self._env, start_new_session=True)
                 self._procs[worker_id] = _Process(worker_id, popen, launched_at)
-                self.events.launched += 1
                 ids.append(worker_id)
         if ids:
             log.info("launched %d worker(s): %s", len(ids), ", ".join(ids))
@@ -122,7 +111,6 @@ class ProcessFleet:
                 if proc is None or proc.draining:
                     continue
                 proc.draining = True
-                self.events.drained += 1
                 if proc.popen.poll() is None:
                     proc.popen.send_signal(signal.SIGTERM)
         if worker_ids:
@@ -150,6 +138,8 @@ class ProcessFleet:
                         last_seen=beat.updated_at if beat else proc.launched_at,
                         idle_since=beat.idle_since if beat else None,
                         processed=beat.processed if beat else 0,
+                        pid=proc.popen.pid,
+                        ready_s=proc.ready_s,
                     )
                 )
         return infos
@@ -160,20 +150,11 @@ class ProcessFleet:
         self.readiness_s.append(proc.ready_s)
         log.info("worker %s ready %.0f ms after launch", proc.worker_id, proc.ready_s * 1000)
 
-    def ready_seconds(self) -> dict[str, float]:
-        """Launch-to-ready seconds of the live workers that are ready."""
-        with self._lock:
-            return {w: p.ready_s for w, p in self._procs.items() if p.ready_s is not None}
-
-    def crashed_since_start(self) -> builtins.list[tuple[str, int]]:
+    def health(self) -> FleetHealth:
         with self._lock:
             self._reap_locked()
-            return list(self.events.crashed)
-
-    def pids(self) -> dict[str, int]:
-        """Process ids of the live workers (for tests and the benchmark's CPU accounting)."""
-        with self._lock:
-            return {w: p.popen.pid for w, p in self._procs.items() if p.popen.poll() is None}
+            return FleetHealth(launch_to_ready_s=tuple(self.readiness_s),
+                               crashed=len(self.crashed))
 
     def close(self, timeout_s: float = 30.0) -> None:
         self.drain(list(self._procs))
@@ -194,9 +175,8 @@ class ProcessFleet:
             if code is None:
                 continue
             del self._procs[worker_id]
-            self.events.exited += 1
             if code != 0 and not proc.draining:
-                self.events.crashed.append((worker_id, code))
+                self.crashed.append((worker_id, code))
                 log.warning("worker %s exited with code %d", worker_id, code)
             with contextlib.suppress(ImgrecError):  # cleanup only
                 self.store.delete(keys.heartbeat_key(worker_id))

@@ -109,11 +109,6 @@ class SqliteBroker:
                 )
             )
 
-    def queue_names(self) -> list[str]:
-        with self._lock:
-            rows = self._conn.execute("SELECT name FROM queues ORDER BY name").fetchall()
-        return [r[0] for r in rows]
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -317,13 +312,6 @@ class SqliteQueue:
             except sqlite3.Error as exc:
                 raise _translate(exc, "queue depth query failed") from exc
         return QueueDepth(visible=int(visible), in_flight=int(in_flight))
-
-    def purge(self) -> None:
-        """Delete every message (visible or not), as SQS's PurgeQueue does."""
-        with self._broker._lock:
-            self._broker._transaction(
-                lambda c: c.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
-            )
 
 
 def _parse_receipt(receipt: str) -> tuple[int, str] | None:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..percentile import percentile
+
 OK = "ok"
 
 
@@ -38,18 +40,6 @@ class StatusSample:
     in_flight: int
     workers: int
     by_state: dict[str, int] = field(default_factory=dict)
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation; NaN for no values."""
-    if not sorted_values:
-        return math.nan
-    if len(sorted_values) == 1:
-        return float(sorted_values[0])
-    rank = (len(sorted_values) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(sorted_values) - 1)
-    return float(sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low))
 
 
 @dataclass(frozen=True)
@@ -94,8 +84,13 @@ def summarize(records: Sequence[RequestRecord], elapsed_s: float) -> Summary:
         elapsed_s=elapsed_s,
         throughput_rps=len(answered) / elapsed_s if elapsed_s > 0 else 0.0,
         latency_mean_s=sum(latencies) / len(latencies) if latencies else nan,
-        latency_p50_s=percentile(latencies, 50),
-        latency_p90_s=percentile(latencies, 90),
-        latency_p99_s=percentile(latencies, 99),
+        latency_p50_s=_latency_percentile(latencies, 50),
+        latency_p90_s=_latency_percentile(latencies, 90),
+        latency_p99_s=_latency_percentile(latencies, 99),
         latency_max_s=latencies[-1] if latencies else nan,
     )
+
+
+def _latency_percentile(latencies: Sequence[float], q: float) -> float:
+    value = percentile(latencies, q, interpolate=True)
+    return math.nan if value is None else value

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from imgrec.errors import ImageError, ModelError
-from imgrec.model.preprocess import load_input
+from imgrec.model.preprocess import MAX_IMAGE_PIXELS, Float32Array, load_input
 from imgrec.model.spec import ModelSpec, resolve_model
 
 TOP_K = 5
@@ -129,22 +129,31 @@ class Classifier:
             tuple(Prediction(int(i), labels[int(i)], float(probs[i])) for i in order)
         )
 
-    def classify_images(self, images: Sequence[bytes]) -> list[Classification | ImageError]:
-        """Classify encoded images in one run; undecodable ones come back as ImageError."""
-        results: list[Classification | ImageError] = []
-        inputs: list[npt.NDArray[np.float32]] = []
+    def prepare(
+        self, images: Sequence[bytes], *, max_pixels: int = MAX_IMAGE_PIXELS
+    ) -> list[Float32Array | ImageError]:
+        """Decode and preprocess encoded images; undecodable ones come back as ImageError."""
+        prepared: list[Float32Array | ImageError] = []
         for data in images:
             try:
-                inputs.append(load_input(data, self.spec))
+                prepared.append(load_input(data, self.spec, max_pixels=max_pixels))
             except ImageError as exc:
-                results.append(exc)
-            else:
-                results.append(_PENDING)
+                prepared.append(exc)
+        return prepared
+
+    def classify_prepared(
+        self, prepared: Sequence[Float32Array | ImageError]
+    ) -> list[Classification | ImageError]:
+        """Classify the prepared images in one run; errors from ``prepare`` pass through."""
+        inputs = [p for p in prepared if not isinstance(p, ImageError)]
         classified = iter(self.classify_batch(np.stack(inputs)) if inputs else [])
-        return [next(classified) if r is _PENDING else r for r in results]
+        return [p if isinstance(p, ImageError) else next(classified) for p in prepared]
 
-
-_PENDING = Classification(())
+    def classify_images(
+        self, images: Sequence[bytes], *, max_pixels: int = MAX_IMAGE_PIXELS
+    ) -> list[Classification | ImageError]:
+        """Classify encoded images in one run; undecodable ones come back as ImageError."""
+        return self.classify_prepared(self.prepare(images, max_pixels=max_pixels))
 
 
 def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

@@ -7,28 +7,31 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__, keys
-from ..backend import Backend, open_backend
-from ..concurrency import run_blocking
+from ..autoscale.controller import Controller
+from ..backend import open_backend
 from ..config import Settings
-from ..dead_letters import DeadLetterResponder
 from ..errors import ImgrecError
 from ..messages import ClassifyResult
+from ..ports import Backend, Fleet
+from ..worker.dead_letters import DeadLetterResponder
 from . import page
 from .auth import ApiKeyAuth
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .limits import BodySizeLimit, ClientConcurrency
-from .metrics import WebMetrics
+from .metrics import ControllerCollector, WebMetrics
 from .replies import ReplyDispatcher
 from .schemas import Classification, ErrorBody, Health, Job, JobAccepted
 from .service import ClassifyService
-from .status import router as status_router
+from .status import status_router
 from .uploads import API_FIELDS, COURSE_FIELDS, Upload, read_upload
 
 log = logging.getLogger(__name__)
@@ -59,12 +62,22 @@ def _upload_body(fields: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-class Runtime:
-    """What the app holds while it runs: backend, reply queue, dispatcher, service."""
+@dataclass(frozen=True)
+class Scaling:
+    """The app tier's fleet and its autoscaler, when this web tier runs them (``imgrec serve``)."""
 
-    def __init__(self, settings: Settings, backend: Backend | None) -> None:
+    fleet: Fleet
+    controller: Controller
+
+
+class Runtime:
+    """What the app holds while it runs: backend, reply queue, dispatcher, service, scaling."""
+
+    def __init__(self, settings: Settings, backend: Backend | None,
+                 scaling: Scaling | None = None) -> None:
         self.settings = settings
         self.backend = backend or open_backend(settings)
+        self.scaling = scaling
         self.reply_queue_name = keys.reply_queue_name()
         reply_queue = self.backend.broker.open(self.reply_queue_name)
         self.metrics = WebMetrics(self.backend)
@@ -77,13 +90,20 @@ class Runtime:
         )
         self.dead_letters = DeadLetterResponder(self.backend)
         self.limits = ClientConcurrency(settings.max_concurrent_per_client)
-        self.extras: list[Any] = []
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.dispatcher.start(loop)
         self.dead_letters.start()
+        if self.scaling is not None:
+            controller = self.scaling.controller
+            controller.answers = self.metrics.recent
+            self.metrics.registry.register(ControllerCollector(controller))
+            controller.start()
 
     def close(self) -> None:
+        if self.scaling is not None:
+            self.scaling.controller.stop()
+            self.scaling.fleet.close()
         self.dead_letters.stop()
         self.dispatcher.stop()
         try:
@@ -92,22 +112,38 @@ class Runtime:
             log.warning("reply queue %s not deleted: %s", self.reply_queue_name, exc)
 
 
-def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
-    """Build the web tier. The backend is opened at start-up unless one is given."""
+class RuntimeHolder:
+    """The running app's ``Runtime``, set by the lifespan; routes read it through ``get``."""
+
+    def __init__(self) -> None:
+        self._runtime: Runtime | None = None
+
+    def get(self) -> Runtime:
+        if self._runtime is None:
+            raise ApiError(503, "starting", "The service is starting; try again in a moment.")
+        return self._runtime
+
+    def set(self, runtime: Runtime | None) -> None:
+        self._runtime = runtime
+
+
+def create_app(settings: Settings, backend: Backend | None = None, *,
+               scaling: Scaling | None = None) -> FastAPI:
+    """Build the web tier. The backend is opened at start-up unless one is given; with
+    ``scaling`` the lifespan also starts the autoscaler and, on shutdown, stops it and the fleet.
+    """
+    holder = RuntimeHolder()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await run_blocking(Runtime, settings, backend)
+        runtime = await run_in_threadpool(Runtime, settings, backend, scaling)
         runtime.start(asyncio.get_running_loop())
-        app.state.runtime = runtime
-        for hook in getattr(app.state, "startup_hooks", []):
-            await hook(app)
+        holder.set(runtime)
         try:
             yield
         finally:
-            for hook in getattr(app.state, "shutdown_hooks", []):
-                await hook(app)
-            await run_blocking(runtime.close)
+            holder.set(None)
+            await run_in_threadpool(runtime.close)
 
     app = FastAPI(
         title="imgrec",
@@ -119,8 +155,8 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes)
     if settings.api_key is not None:  # added last: runs first, before any body is read
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
-    _add_routes(app, settings)
-    app.include_router(status_router)
+    _add_routes(app, holder)
+    app.include_router(status_router(holder.get))
     return app
 
 
@@ -128,24 +164,20 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
-async def _accept(request: Request, fields: tuple[str, ...]) -> Upload:
-    rt = _runtime(request)
+async def _accept(rt: Runtime, request: Request, fields: tuple[str, ...]) -> Upload:
     return await read_upload(
         request, fields, max_bytes=rt.settings.max_upload_bytes,
         max_pixels=rt.settings.max_image_pixels,
     )
 
 
-async def _classify(request: Request, fields: tuple[str, ...]) -> tuple[Upload, ClassifyResult]:
-    rt = _runtime(request)
+async def _classify(
+    rt: Runtime, request: Request, fields: tuple[str, ...]
+) -> tuple[Upload, ClassifyResult]:
     client = _client_address(request)
     started = time.perf_counter()
     with rt.limits.slot(client):
-        upload = await _accept(request, fields)
+        upload = await _accept(rt, request, fields)
         request_id, future = await rt.service.submit(upload, wait=True)
         assert future is not None
         result = await rt.service.wait(request_id, future)
@@ -159,7 +191,7 @@ async def _classify(request: Request, fields: tuple[str, ...]) -> tuple[Upload, 
     return upload, result
 
 
-def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a list of routes
+def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a list of routes
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> Response:
         return page.index(request)
@@ -174,7 +206,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a lis
         openapi_extra=_upload_body(COURSE_FIELDS),
     )
     async def classify_plain(request: Request) -> PlainTextResponse:
-        upload, result = await _classify(request, COURSE_FIELDS)
+        upload, result = await _classify(holder.get(), request, COURSE_FIELDS)
         return PlainTextResponse(f"{upload.stem}:{result.label}")
 
     @app.post(
@@ -185,7 +217,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a lis
         openapi_extra=_upload_body(API_FIELDS),
     )
     async def classify_json(request: Request) -> Classification:
-        upload, result = await _classify(request, API_FIELDS)
+        upload, result = await _classify(holder.get(), request, API_FIELDS)
         return Classification.from_result(result, file=upload.filename)
 
     @app.post(
@@ -197,10 +229,10 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a lis
         openapi_extra=_upload_body(API_FIELDS),
     )
     async def submit_job(request: Request, response: Response) -> JobAccepted:
-        rt = _runtime(request)
+        rt = holder.get()
         client = _client_address(request)
         with rt.limits.slot(client):
-            upload = await _accept(request, API_FIELDS)
+            upload = await _accept(rt, request, API_FIELDS)
             request_id, _ = await rt.service.submit(upload, wait=False)
         poll = f"/api/v1/jobs/{request_id}"
         response.headers["Location"] = poll
@@ -212,8 +244,8 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a lis
         summary="A job's state and, once done, its result",
         responses={404: {"model": ErrorBody, "description": "No such job."}},
     )
-    async def get_job(job_id: str, request: Request) -> Job:
-        status = await _runtime(request).service.lookup(job_id)
+    async def get_job(job_id: str) -> Job:
+        status = await holder.get().service.lookup(job_id)
         result = status.result
         if result is None:
             return Job(id=job_id, status=status.state)
@@ -223,14 +255,14 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:  # noqa: C901 - a lis
 
     @app.get("/healthz", response_model=Health, summary="Liveness and queue depth",
              responses={503: {"model": ErrorBody, "description": "Backend unreachable."}})
-    async def healthz(request: Request) -> Health:
-        rt = _runtime(request)
-        depth = await run_blocking(rt.backend.requests.depth)
+    async def healthz() -> Health:
+        rt = holder.get()
+        depth = await run_in_threadpool(rt.backend.requests.depth)
         return Health(status="ok", backend=rt.backend.description,
                       queue_visible=depth.visible, queue_in_flight=depth.in_flight)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
-        rt = _runtime(request)
-        await run_blocking(rt.metrics.refresh)
+    async def metrics() -> Response:
+        rt = holder.get()
+        await run_in_threadpool(rt.metrics.refresh)
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

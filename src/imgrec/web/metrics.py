@@ -10,10 +10,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..autoscale.answers import RecentAnswers, service_seconds
-from ..backend import Backend
 from ..errors import ImgrecError
 from ..messages import ClassifyResult
-from ..ports import WorkerState
+from ..ports import Backend, WorkerState
 
 if TYPE_CHECKING:
     from ..autoscale.controller import Controller

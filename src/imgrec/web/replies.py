@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .. import keys
-from ..errors import BackendUnavailable, ImgrecError, ObjectNotFound
+from ..errors import ImgrecError, ObjectNotFound, RetryableError
 from ..messages import ClassifyResult, MessageError, Reply
 from ..ports import ObjectStore, Queue
 
@@ -40,7 +40,6 @@ class ReplyDispatcher:
         self.on_tracked_answer = on_tracked_answer
         # Asynchronous jobs nobody waits for: their replies only feed the throughput figures.
         self._tracked: OrderedDict[str, float] = OrderedDict()
-        self.duplicates = 0
         self.unclaimed = 0
         self._waiters: dict[str, asyncio.Future[ClassifyResult]] = {}
         self._lock = threading.Lock()
@@ -87,7 +86,7 @@ class ReplyDispatcher:
         while not self._stop.is_set():
             try:
                 messages = self.queue.receive(_RECEIVE_BATCH, wait_s=self.poll_wait_s)
-            except BackendUnavailable as exc:
+            except RetryableError as exc:
                 log.warning("reply queue unreachable: %s", exc)
                 self._stop.wait(_BACKOFF_S)
                 continue

@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from starlette.concurrency import run_in_threadpool
+
 from .. import keys
-from ..backend import Backend
-from ..concurrency import run_blocking
 from ..errors import ImgrecError, ObjectNotFound
 from ..messages import ClassifyRequest, ClassifyResult
+from ..ports import Backend
 from .errors import ApiError
 from .replies import ReplyDispatcher
 from .uploads import Upload
@@ -54,7 +55,7 @@ class ClassifyService:
             sent_at=time.time(),
         )
         try:
-            await run_blocking(self._enqueue, request, upload.data)
+            await run_in_threadpool(self._enqueue, request, upload.data)
         except BaseException:
             self.dispatcher.forget(request_id)
             raise
@@ -87,7 +88,7 @@ class ClassifyService:
     async def lookup(self, request_id: str) -> JobStatus:
         if not keys.is_request_id(request_id):
             raise ApiError(404, "job_not_found", f"No job with id {request_id!r}.")
-        return await run_blocking(self._lookup, request_id)
+        return await run_in_threadpool(self._lookup, request_id)
 
     def _lookup(self, request_id: str) -> JobStatus:
         store = self.backend.store

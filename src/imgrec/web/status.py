@@ -1,38 +1,35 @@
 """``GET /api/v1/status``: queue depth, workers, scaling decisions, throughput and history.
 
 Works with the autoscaler (``mode: autoscale``), pinned workers (``mode: fixed``) and a web tier
-without workers (``imgrec web``: no fleet, no controller, empty lists).
+without workers (no fleet, no controller: empty lists).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
-from ..concurrency import run_blocking
-from ..ports import Fleet, WorkerInfo, WorkerState
+from ..ports import WorkerInfo, WorkerState
 
-router = APIRouter()
+if TYPE_CHECKING:
+    from .app import Runtime
 
 _STATES = (WorkerState.STARTING, WorkerState.READY, WorkerState.BUSY, WorkerState.DRAINING)
 
 
-def _worker_entry(w: WorkerInfo, pids: dict[str, int], ready: dict[str, float]) -> dict[str, Any]:
+def _worker_entry(w: WorkerInfo) -> dict[str, Any]:
     return {
         "id": w.worker_id, "state": w.state.value, "processed": w.processed,
         "launched_at": w.launched_at, "idle_since": w.idle_since,
-        "pid": pids.get(w.worker_id), "ready_s": ready.get(w.worker_id),
+        "pid": w.pid, "ready_s": w.ready_s,
     }
 
 
-def _workers(fleet: Fleet | None, seen: list[WorkerInfo] | None) -> dict[str, Any]:
-    # The controller's last tick already listed the fleet; listing it again per status poll
-    # would cost heartbeat reads (and, on EC2, a DescribeInstances) for every open page.
-    workers = seen if seen is not None else (fleet.list() if fleet is not None else [])
-    pids: dict[str, int] = getattr(fleet, "pids", dict)()
-    ready: dict[str, float] = getattr(fleet, "ready_seconds", dict)()
+def _workers(workers: list[WorkerInfo]) -> dict[str, Any]:
     by_state = {s.value: 0 for s in _STATES}
     for w in workers:
         if w.state.value in by_state:
@@ -40,15 +37,12 @@ def _workers(fleet: Fleet | None, seen: list[WorkerInfo] | None) -> dict[str, An
     return {
         "total": sum(by_state.values()),
         "by_state": by_state,
-        "list": [_worker_entry(w, pids, ready) for w in workers],
+        "list": [_worker_entry(w) for w in workers],
     }
 
 
-def build_status(app_state: Any) -> dict[str, Any]:
+def build_status(rt: Runtime) -> dict[str, Any]:
     """The status document (blocking: reads the queue and the fleet)."""
-    rt = app_state.runtime
-    fleet: Fleet | None = getattr(app_state, "fleet", None)
-    controller = getattr(app_state, "controller", None)
     depth = rt.backend.requests.depth()
     dead = rt.backend.dead_letters.depth()
     stats = rt.metrics.recent.stats()
@@ -61,9 +55,13 @@ def build_status(app_state: Any) -> dict[str, Any]:
         "launch_to_ready_s": None,
     }
     history: list[dict[str, Any]] = []
-    seen_workers: list[WorkerInfo] | None = None
-    if controller is not None:
-        seen_workers = controller.last_workers()
+    workers: list[WorkerInfo] = []
+    if rt.scaling is not None:
+        controller = rt.scaling.controller
+        # The controller's last tick already listed the fleet; listing it again per status
+        # poll would cost heartbeat reads (and, on EC2, a DescribeInstances) per open page.
+        seen = controller.last_workers()
+        workers = seen if seen is not None else rt.scaling.fleet.list()
         scaling.update(mode=controller.mode, min=controller.settings.min_workers,
                        max=controller.settings.max_workers, launch_to_ready_s=controller.boot_s())
         scaling["decisions"] = [
@@ -80,7 +78,7 @@ def build_status(app_state: Any) -> dict[str, Any]:
         "backend": rt.backend.description,
         "queue": {"visible": depth.visible, "in_flight": depth.in_flight,
                   "dead_letter": dead.visible + dead.in_flight},
-        "workers": _workers(fleet, seen_workers),
+        "workers": _workers(workers),
         "scaling": scaling,
         "throughput": {"answered_per_s": stats.answered_per_s,
                        "latency_ms": {"p50": stats.p50_ms, "p95": stats.p95_ms}},
@@ -88,6 +86,12 @@ def build_status(app_state: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/status", summary="Queue, workers, scaling decisions and throughput")
-async def status(request: Request) -> dict[str, Any]:
-    return await run_blocking(build_status, request.app.state)
+def status_router(runtime: Callable[[], Runtime]) -> APIRouter:
+    """The ``/api/v1/status`` route, reading the running app's ``Runtime``."""
+    router = APIRouter()
+
+    @router.get("/api/v1/status", summary="Queue, workers, scaling decisions and throughput")
+    async def status() -> dict[str, Any]:
+        return await run_in_threadpool(build_status, runtime())
+
+    return router

@@ -10,7 +10,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from ..errors import ImageError
-from ..model.preprocess import probe_image
+from ..model.decode import probe_image
 from .errors import ApiError
 
 COURSE_FIELDS = ("myfile", "inputFile")

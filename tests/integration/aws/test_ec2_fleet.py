@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from tests.helpers.aws_adapters import Endpoint
 
-from imgrec.aws.backend import open_aws_backend
-from imgrec.aws.ec2_fleet import Ec2Fleet, open_ec2_fleet
+from imgrec.aws.ec2_fleet import Ec2Fleet
 from imgrec.aws.provision import UpOptions, open_stack
+from imgrec.backend import open_backend
 from imgrec.config import load_settings
-from imgrec.heartbeat import Heartbeat
 from imgrec.ports import WorkerState
+from imgrec.worker.heartbeat import Heartbeat
 
 pytestmark = pytest.mark.aws
 
@@ -22,7 +22,9 @@ pytestmark = pytest.mark.aws
 def fleet(moto: Endpoint, wheel: Path) -> Ec2Fleet:
     open_stack("t1", None).up(UpOptions(wheel=wheel))
     settings = load_settings(backend="aws", stack="t1")
-    return open_ec2_fleet(settings, open_aws_backend(settings), max_workers=3)
+    fleet = open_backend(settings).open_fleet(3)
+    assert isinstance(fleet, Ec2Fleet)
+    return fleet
 
 
 def _tags(moto: Endpoint, instance_id: str) -> dict[str, str]:

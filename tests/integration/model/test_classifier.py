@@ -12,15 +12,9 @@ from tests.helpers.paths import MODEL_FILES, DevImage, dev_images
 
 from imgrec.commands.classify import classify_command
 from imgrec.errors import ImageError, ModelError
-from imgrec.model import (
-    BUILTIN_MODELS,
-    Classification,
-    Classifier,
-    ModelSpec,
-    load_classifier,
-    load_input,
-    resolve_model,
-)
+from imgrec.model.classifier import Classification, Classifier, load_classifier
+from imgrec.model.preprocess import load_input
+from imgrec.model.spec import BUILTIN_MODELS, ModelSpec, resolve_model
 
 MIN_TOP1 = 0.75
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from imgrec import keys
 from imgrec.backend import open_backend
 from imgrec.config import Settings
-from imgrec.dead_letters import DeadLetterResponder
 from imgrec.messages import ClassifyRequest, ClassifyResult, Reply
+from imgrec.worker.dead_letters import DeadLetterResponder
 
 
 def test_a_request_that_never_completes_is_answered_with_an_error(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from imgrec.backend import Backend, open_backend
 from imgrec.config import Settings
 from imgrec.messages import ClassifyRequest, ClassifyResult, Reply
 from imgrec.model.classifier import Classifier, load_classifier
-from imgrec.worker import Worker
+from imgrec.worker.loop import Worker
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits(
     env = {"IMGREC_STATE_DIR": str(settings.state_dir), "IMGREC_BATCH_SIZE": "4",
            "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "imgrec.worker_main", "--worker-id", "w-test", "--threads", "1"],
+        [sys.executable, "-m", "imgrec", "worker", "--worker-id", "w-test", "--threads", "1"],
         env=env,
     )
     try:

@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from imgrec.autoscale.baselines import KEDA, SEED, TARGET_TRACKING
 from imgrec.autoscale.policy import OURS, NamedPolicy, PolicySettings
-from imgrec.autoscale.simulator import SimConfig, percentile, simulate, simulate_all
+from imgrec.autoscale.simulator import SimConfig, simulate, simulate_all
 from imgrec.autoscale.traces import Trace, TraceError, parse_trace
 from imgrec.cli import app
+from imgrec.percentile import percentile
 
 CLOUD = SimConfig(PolicySettings(max_workers=15), boot_s=40, rate_per_worker=5)
 

@@ -10,8 +10,8 @@ from imgrec.aws.images import ami_parameter
 from imgrec.aws.naming import StackNames, validate_stack
 from imgrec.aws.sqs_queue import queue_attributes, wait_seconds
 from imgrec.errors import ConfigError
-from imgrec.heartbeat import HeartbeatRecord
 from imgrec.ports import WorkerState
+from imgrec.worker.heartbeat import HeartbeatRecord
 
 NAMES = StackNames("demo", "123456789012", "eu-west-1")
 

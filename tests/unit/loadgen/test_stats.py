@@ -8,8 +8,9 @@ import math
 import pytest
 
 from imgrec.loadgen.report import render_report, report_document
-from imgrec.loadgen.stats import RequestRecord, StatusSample, percentile, summarize
+from imgrec.loadgen.stats import RequestRecord, StatusSample, summarize
 from imgrec.loadgen.status import parse_status, service_base
+from imgrec.percentile import percentile
 
 
 @pytest.mark.parametrize(
@@ -18,11 +19,12 @@ from imgrec.loadgen.status import parse_status, service_base
      ([1.0, 2.0, 3.0], 100, 3.0), ([1.0, 2.0, 3.0], 0, 1.0)],
 )
 def test_percentile_interpolates(values: list[float], q: float, want: float) -> None:
-    assert percentile(values, q) == pytest.approx(want)
+    assert percentile(values, q, interpolate=True) == pytest.approx(want)
 
 
-def test_percentile_of_nothing_is_nan() -> None:
-    assert math.isnan(percentile([], 50))
+def test_percentile_of_nothing_is_none_and_a_summary_of_nothing_is_nan() -> None:
+    assert percentile([], 50, interpolate=True) is None
+    assert math.isnan(summarize([], elapsed_s=1.0).latency_p50_s)
 
 
 def _record(i: int, outcome: str = "ok", latency: float = 0.1,

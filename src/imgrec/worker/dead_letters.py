@@ -11,10 +11,10 @@ import contextlib
 import logging
 import threading
 
-from . import keys
-from .backend import Backend
-from .errors import ImgrecError, ObjectNotFound, QueueNotFound
-from .messages import ClassifyRequest, ClassifyResult, MessageError, Reply
+from .. import keys
+from ..errors import ImgrecError, ObjectNotFound, QueueNotFound
+from ..messages import ClassifyRequest, ClassifyResult, MessageError, Reply
+from ..ports import Backend
 
 log = logging.getLogger(__name__)
 _BATCH = 10

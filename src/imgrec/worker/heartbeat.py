@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import keys
-from .errors import ImgrecError
-from .ports import ObjectStore, WorkerInfo, WorkerState
+from .. import keys
+from ..errors import ImgrecError
+from ..ports import ObjectStore, WorkerState
 
 log = logging.getLogger(__name__)
 _FLIP_STATES = {WorkerState.READY, WorkerState.BUSY}
@@ -42,16 +42,6 @@ class HeartbeatRecord:
         data = json.loads(raw)
         data["state"] = WorkerState(data["state"])
         return cls(**data)
-
-    def to_worker_info(self) -> WorkerInfo:
-        return WorkerInfo(
-            worker_id=self.worker_id,
-            state=self.state,
-            launched_at=self.started_at,
-            last_seen=self.updated_at,
-            idle_since=self.idle_since,
-            processed=self.processed,
-        )
 
 
 class Heartbeat:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from imgrec.batching import apply_batch, collect_batch
+from imgrec.worker.batching import apply_batch, collect_batch
 
 
 class FakeClock:

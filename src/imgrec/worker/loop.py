@@ -15,25 +15,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from . import keys
-from .backend import Backend
+from .. import keys
+from ..config import Settings
+from ..errors import ImageError, ImgrecError, ObjectNotFound, QueueNotFound, RetryableError
+from ..messages import ClassifyRequest, ClassifyResult, MessageError, Reply, TopPrediction
+from ..model.classifier import Classification, Classifier
+from ..model.preprocess import Float32Array
+from ..ports import Backend, Message, Queue, WorkerState
 from .batching import apply_batch, collect_batch
-from .config import Settings
-from .errors import (
-    BackendUnavailable,
-    ImageError,
-    ImgrecError,
-    ObjectNotFound,
-    QueueNotFound,
-    StorageFull,
-)
 from .heartbeat import Heartbeat
-from .messages import ClassifyRequest, ClassifyResult, MessageError, Reply, TopPrediction
-from .model.classifier import Classification, Classifier
-from .model.preprocess import load_input
-from .ports import Message, Queue, WorkerState
 
 log = logging.getLogger(__name__)
 _BACKOFF_S = 1.0
@@ -92,7 +82,7 @@ class Worker:
             wait_s = 0.0 if (until_empty or busy) else self.settings.poll_wait_s
             try:
                 messages = self._receive(wait_s)
-            except (BackendUnavailable, StorageFull) as exc:
+            except RetryableError as exc:
                 log.warning("cannot receive requests: %s; retrying in %.0f s", exc, _BACKOFF_S)
                 stop.wait(_BACKOFF_S)
                 continue
@@ -105,7 +95,7 @@ class Worker:
             self.heartbeat.beat(WorkerState.BUSY)
             try:
                 self.handle_isolating_redeliveries(messages)
-            except (BackendUnavailable, StorageFull) as exc:
+            except RetryableError as exc:
                 # Not deleted: the requests come back after the visibility timeout.
                 log.warning("batch of %d left for redelivery: %s", len(messages), exc)
                 stop.wait(_BACKOFF_S)
@@ -182,31 +172,26 @@ class Worker:
         if not jobs:
             return
         model = self.classifier.spec.name
-        spec = self.classifier.spec
         started = time.perf_counter()
-        inputs: list[np.ndarray] = []
-        decoded: list[_Job] = []
+        images: list[bytes] = []
+        found: list[_Job] = []
         for job in jobs:
             try:
-                data = self.backend.store.get(job.request.key)
-                inputs.append(load_input(data, spec, max_pixels=self.settings.max_image_pixels))
-                decoded.append(job)
+                images.append(self.backend.store.get(job.request.key))
+                found.append(job)
             except ObjectNotFound:
                 job.result = ClassifyResult.failure(
                     job.request.request_id, "input_missing", "the uploaded image is gone", model
                 )
-            except ImageError as exc:
-                job.result = ClassifyResult.failure(
-                    job.request.request_id, exc.code, exc.message, model
-                )
+        prepared = self.classifier.prepare(images, max_pixels=self.settings.max_image_pixels)
         decode_ms = (time.perf_counter() - started) * 1000
         infer_started = time.perf_counter()
-        outcomes: list[Classification | Exception] = apply_batch(
-            inputs, self._infer, _failure_outcome
+        outcomes: list[Classification | ImageError | Exception] = apply_batch(
+            prepared, self.classifier.classify_prepared, _failure_outcome
         )
         infer_ms = (time.perf_counter() - infer_started) * 1000
         per_item_decode = decode_ms / len(jobs)
-        for job, outcome in zip(decoded, outcomes, strict=True):
+        for job, outcome in zip(found, outcomes, strict=True):
             timings = {
                 "queue_ms": round(max(0.0, job.received_at - job.request.sent_at) * 1000, 2),
                 "decode_ms": round(per_item_decode, 2),
@@ -220,9 +205,6 @@ class Worker:
                 self.counters.classified += 1
             else:
                 self.counters.failed += 1
-
-    def _infer(self, inputs: Sequence[np.ndarray]) -> list[Classification]:
-        return self.classifier.classify_batch(np.stack(inputs))
 
     def _send_replies(self, jobs: Sequence[_Job]) -> None:
         by_queue: dict[str, list[str]] = {}
@@ -250,13 +232,18 @@ class Worker:
         return self._reply_queues[name]
 
 
-def _failure_outcome(_item: object, exc: Exception) -> Classification | Exception:
-    return exc
+def _failure_outcome(
+    item: Float32Array | ImageError, exc: Exception
+) -> Classification | ImageError | Exception:
+    # An image that could not be decoded keeps its own error when the batch run fails.
+    return item if isinstance(item, ImageError) else exc
 
 
 def _to_result(
     request_id: str, outcome: Classification | Exception, model: str, timings: dict[str, float]
 ) -> ClassifyResult:
+    if isinstance(outcome, ImageError):
+        return ClassifyResult.failure(request_id, outcome.code, outcome.message, model)
     if isinstance(outcome, Exception):
         log.error("classification failed for %s: %s", request_id, outcome)
         code = "internal_error" if not isinstance(outcome, ImgrecError) else "model_error"

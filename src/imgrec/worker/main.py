@@ -1,0 +1,70 @@
+"""Entry point of one worker process, ``imgrec worker`` (the process fleet runs the same).
+
+Settings come from the command's flags and ``IMGREC_*`` variables; SIGTERM and SIGINT finish
+the batch in hand, then exit 0. A worker started by ``imgrec serve`` is given the parent's pid
+and stops by itself when that parent is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+from ..config import Settings
+from ..ports import WorkerState
+
+log = logging.getLogger(__name__)
+
+
+def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent_pid:
+            log.warning("parent process %d is gone; stopping", parent_pid)
+            stop.set()
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    worker_id: str | None = None,
+    parent_pid: int | None = None,
+    until_empty: bool = False,
+    started: float | None = None,
+) -> int:
+    """Load the model, serve requests until stopped; ``started``: perf_counter at process start."""
+    from ..backend import open_backend
+    from ..model.classifier import load_classifier
+    from .heartbeat import Heartbeat
+    from .loop import Worker
+
+    started = started if started is not None else time.perf_counter()
+    imported = time.perf_counter()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: finishing the batch in hand, then exiting", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if parent_pid:
+        threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
+
+    backend = open_backend(settings)
+    worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}"
+    Heartbeat(backend.store, worker_id).beat(WorkerState.STARTING)
+    opened = time.perf_counter()
+    classifier = load_classifier(settings.model, threads=settings.threads_per_worker())
+    worker = Worker(backend, classifier, settings, worker_id=worker_id)
+    ready = time.perf_counter()
+    log.info("worker %s ready in %.0f ms (imports %.0f, backend %.0f, model %.0f)",
+             worker_id, (ready - started) * 1000, (imported - started) * 1000,
+             (opened - imported) * 1000, (ready - opened) * 1000)
+    counters = worker.run(stop, until_empty=until_empty)
+    log.info("worker %s stopped after %d requests", worker_id, counters.received)
+    backend.close()
+    return 0
