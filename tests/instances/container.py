@@ -29,6 +29,8 @@ from pathlib import Path
 _SAFE_ENV_VALUE = re.compile(r'^[^\s"\\]*$')
 _ENV_DROP_IN = "etc/systemd/system.conf.d/90-simulated-ec2.conf"
 _SEED_DIR = "var/lib/cloud/seed/nocloud"
+_CONTAINER_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                  "LANG": "C.UTF-8"}
 
 
 class ContainerError(RuntimeError):
@@ -174,8 +176,10 @@ class Container:
 
     def run(self, args: Sequence[str], timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a command inside the container (all its namespaces, as root)."""
+        # The container's own environment, not this process's (no host settings or keys).
         return subprocess.run(["nsenter", "-t", str(self.pid1()), "-a", "--", *args],
-                              capture_output=True, text=True, check=False, timeout=timeout_s)
+                              capture_output=True, text=True, check=False, timeout=timeout_s,
+                              env=_CONTAINER_ENV)
 
     def unit_state(self, unit: str) -> str:
         done = self.run(["systemctl", "is-active", unit])
