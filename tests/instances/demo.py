@@ -59,13 +59,14 @@ def _round(harness: InstanceHarness, url: str, photos: list[Path], expected: dic
         right = sum(run.labels.get(name) == label for name, label in expected.items())
         _say(f"round {number}: {len(run.labels)} answered, {right} with the bare model's label, "
              f"{len(run.failures)} failed; wall time {run.wall_s:.1f} s")
-        for ready in sorted(watch.ready.values(), key=lambda r: r.launched_at):
-            if ready.instance_id not in before:
-                _say(f"  worker {ready.instance_id}: launch to ready "
-                     f"{ready.ready_at - ready.launched_at:.1f} s "
-                     f"(container start to ready {ready.ready_at - ready.booted_at:.1f} s), "
-                     f"{watch.processed.get(ready.instance_id, 0)} requests")
-    scale_in = wait_workers_gone(harness, since=run.finished_at, timeout_s=600)
+        # Watched until the workers are gone: their last heartbeats carry their final counts.
+        scale_in = wait_workers_gone(harness, since=run.finished_at, timeout_s=600)
+    for ready in sorted(watch.ready.values(), key=lambda r: r.launched_at):
+        if ready.instance_id not in before:
+            _say(f"  worker {ready.instance_id}: launch to ready "
+                 f"{ready.ready_at - ready.launched_at:.1f} s "
+                 f"(container start to ready {ready.ready_at - ready.booted_at:.1f} s), "
+                 f"{watch.processed.get(ready.instance_id, 0)} requests")
     _say(f"round {number}: scale-in, last answer to every worker container gone: "
          f"{scale_in:.1f} s")
     if run.failures or right != len(expected):
