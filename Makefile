@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-instances lint bench test-deps clean
+.PHONY: serve test test-instances demo-aws-local lint bench test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test-instances: test-deps
 	bash tools/install-instance-deps.sh
 	bash tools/build-rootfs.sh >/dev/null
 	$(BIN)/python -m pytest tests/instances $(PYTEST_ARGS)
+
+# The elastic AWS stack on this machine without an account: moto + simulated instances (root).
+demo-aws-local: test-deps
+	bash tools/install-instance-deps.sh
+	bash tools/build-rootfs.sh >/dev/null
+	$(BIN)/python -m tests.instances.demo $(ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests tools bench

@@ -26,9 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import spawner
+
 _SAFE_ENV_VALUE = re.compile(r'^[^\s"\\]*$')
 _ENV_DROP_IN = "etc/systemd/system.conf.d/90-simulated-ec2.conf"
 _SEED_DIR = "var/lib/cloud/seed/nocloud"
+_CONTAINER_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                  "LANG": "C.UTF-8"}
 
 
 class ContainerError(RuntimeError):
@@ -95,8 +99,8 @@ class Container:
         cmd = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
                "--console=read-only", "--link-journal=no", f"--machine={self.seed.instance_id}"]
         with open(self.console_path, "ab") as console:
-            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = spawner.popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         self.booted_at = time.time()
 
     def _mount_overlay(self) -> None:
@@ -137,14 +141,17 @@ class Container:
         """Shut the container down as EC2 does an instance (systemd stops every unit)."""
         if self.process is None:
             return 0
+        deadline = time.monotonic() + timeout_s
+        while self.process.poll() is None and time.monotonic() < deadline:
+            # SIGRTMIN+4 asks systemd to power off; repeated because one sent before systemd
+            # has set up its handlers (an instance terminated as it boots) is lost.
+            with contextlib.suppress(ContainerError, ProcessLookupError):
+                os.kill(self.pid1(timeout_s=1), signal.SIGRTMIN + 4)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=2)
         if self.process.poll() is None:
-            # nspawn turns SIGTERM into an orderly shutdown of the container's systemd.
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
+            self.kill()
+        return self.process.wait()
 
     def kill(self) -> None:
         """Stop the container at once, as a crashed instance (SIGKILL to its PID 1)."""
@@ -174,8 +181,10 @@ class Container:
 
     def run(self, args: Sequence[str], timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a command inside the container (all its namespaces, as root)."""
+        # The container's own environment, not this process's (no host settings or keys).
         return subprocess.run(["nsenter", "-t", str(self.pid1()), "-a", "--", *args],
-                              capture_output=True, text=True, check=False, timeout=timeout_s)
+                              capture_output=True, text=True, check=False, timeout=timeout_s,
+                              env=_CONTAINER_ENV)
 
     def unit_state(self, unit: str) -> str:
         done = self.run(["systemctl", "is-active", unit])

@@ -172,6 +172,22 @@ class InstanceHarness:
             time.sleep(0.1)
         raise TimeoutError(f"the container of {instance_id} still exists after {timeout_s:.0f} s")
 
+    def kill(self, instance_id: str, *, terminate: bool = True) -> SimulatedInstance:
+        """Lose the instance at once: SIGKILL its container (no unit stops gracefully).
+
+        ``terminate`` also terminates it in EC2, as when AWS retires a failed host; without,
+        the instance stays ``running`` in EC2 with nothing alive in it, as a hung instance.
+        """
+        inst = self.instance(instance_id)
+        if inst is None or inst.gone:
+            raise RuntimeError(f"{instance_id} is not running here")
+        inst.stopping = True
+        inst.container.kill()
+        if terminate:
+            self.ec2.terminate_instances(InstanceIds=[instance_id])
+        self._ended(inst, "killed" + (" and terminated in EC2" if terminate else ""))
+        return inst
+
     # --- the watch loop -----------------------------------------------------------------------
 
     def _watch(self) -> None:

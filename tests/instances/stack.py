@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
 from imgrec.aws.naming import ROLE_WORKER, StackNames
 from imgrec.aws.s3_store import S3Store
 from imgrec.aws.session import AwsSession
+from imgrec.errors import ImgrecError
 from imgrec.ports import WorkerState
 from imgrec.worker.heartbeat import read_heartbeats
 
@@ -54,3 +56,50 @@ def wait_for_ready_workers(harness: InstanceHarness, names: StackNames, *, count
     workers = [i for i in harness.instances() if i.role == ROLE_WORKER]
     raise TimeoutError(f"{len(ready)} of {count} workers ready after {timeout_s:.0f} s "
                        f"({len(workers)} booted)\n{consoles(harness, workers)}")
+
+
+class ReadinessWatch:
+    """Records, in the background, when each booted worker first beat READY or BUSY.
+
+    Example::
+
+        with ReadinessWatch(harness, names) as watch:
+            ...  # load
+        watch.ready  # {instance id: ReadyWorker}
+    """
+
+    def __init__(self, harness: InstanceHarness, names: StackNames, poll_s: float = 0.5) -> None:
+        self.harness = harness
+        self.store = heartbeat_store(names)
+        self.poll_s = poll_s
+        self.ready: dict[str, ReadyWorker] = {}
+        self.processed: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="readiness-watch", daemon=True)
+
+    def __enter__(self) -> ReadinessWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            booted = {i.instance_id: i for i in self.harness.instances()
+                      if i.role == ROLE_WORKER}
+            try:
+                beats = read_heartbeats(self.store)
+            except ImgrecError:
+                continue
+            for worker_id, beat in beats.items():
+                inst = booted.get(worker_id)
+                if inst is None:
+                    continue
+                self.processed[worker_id] = max(beat.processed,
+                                                self.processed.get(worker_id, 0))
+                if worker_id not in self.ready and beat.state in (WorkerState.READY,
+                                                                  WorkerState.BUSY):
+                    self.ready[worker_id] = ReadyWorker(worker_id, inst.launched_at,
+                                                        inst.booted_at, beat.updated_at)

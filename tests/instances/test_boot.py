@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from tests.helpers.aws_adapters import ACCESS_KEY, Endpoint
+from tests.helpers.paths import REPO_ROOT
 
 from .conftest import TIMINGS
 from .harness import InstanceHarness
@@ -146,3 +149,44 @@ def test_an_instance_that_powers_itself_off_is_terminated_as_its_template_says(
     assert gone.end_reason.startswith("shut itself down")
     state = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     assert state["State"]["Name"] in ("shutting-down", "terminated")
+
+
+ORPHAN_SCRIPT = """\
+import sys, time
+from pathlib import Path
+from tests.instances.container import Container, Seed
+box = Container(Path(sys.argv[1]), Path(sys.argv[2]), Seed("i-0orphan", b"#cloud-config\\n", "x"))
+box.boot()
+box.wait_for_cloud_init(60)
+print(box.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (orphans may wait a while to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_containers_shut_down_when_the_process_that_booted_them_dies(
+    instance_rootfs: Path, tmp_path: Path
+) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(instance_rootfs),
+                              str(tmp_path / "orphan")], stdout=subprocess.PIPE, text=True,
+                             cwd=REPO_ROOT)
+    try:
+        assert owner.stdout is not None
+        nspawn = int(owner.stdout.readline())
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 60
+    while _running(nspawn) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _running(nspawn)
+    subprocess.run(["umount", str(tmp_path / "orphan" / "layers" / "merged")], check=False)
+    assert not alive, "the container outlived the process that booted it"
+    assert "has been shut down" in (tmp_path / "orphan" / "console.log").read_text()

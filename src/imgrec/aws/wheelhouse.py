@@ -36,6 +36,7 @@ from .naming import WHEEL_PREFIX
 
 Progress = Callable[[str, str, str], None]
 _IMGREC = "imgrec"
+KEEP_CACHED = 4  # wheelhouses kept in the cache (about 115 MB each), most recently used first
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,16 @@ def _pack(directory: Path, stem: Path) -> Wheelhouse:
     os.replace(partial, stem.with_suffix(".tar"))
     stem.with_suffix(".json").write_text(json.dumps(
         {"sha256": digest.hexdigest(), "wheel_name": ours[0], "wheels": names}, indent=1))
+    _prune(stem.parent)
     return _load(stem)
+
+
+def _prune(cache: Path) -> None:
+    """Delete all but the ``KEEP_CACHED`` most recently used wheelhouses of the cache."""
+    tars = sorted(cache.glob("wheelhouse-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in tars[KEEP_CACHED:]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
 
 
 def _reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -165,6 +175,7 @@ def _reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def _load(stem: Path) -> Wheelhouse:
+    os.utime(stem.with_suffix(".tar"))  # used: kept by _prune
     meta = json.loads(stem.with_suffix(".json").read_text())
     return Wheelhouse(stem.with_suffix(".tar"), str(meta["sha256"]), str(meta["wheel_name"]),
                       tuple(meta["wheels"]))
