@@ -26,19 +26,18 @@ serve: $(RUNTIME_STAMP)
 
 test-deps: $(DEV_STAMP)
 	bash tools/install-test-deps.sh
+	bash tools/install-instance-deps.sh
 
 test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Simulated EC2 instances (root, systemd-nspawn); the rootfs is built first if its script changed.
 test-instances: test-deps
-	bash tools/install-instance-deps.sh
 	bash tools/build-rootfs.sh >/dev/null
 	$(BIN)/python -m pytest tests/instances $(PYTEST_ARGS)
 
 # The elastic AWS stack on this machine without an account: moto + simulated instances (root).
 demo-aws-local: test-deps
-	bash tools/install-instance-deps.sh
 	bash tools/build-rootfs.sh >/dev/null
 	$(BIN)/python -m tests.instances.demo $(ARGS)
 

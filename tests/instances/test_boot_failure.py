@@ -55,3 +55,41 @@ def test_a_wheel_missing_from_the_wheelhouse_is_reported_in_console_and_status(
     [row] = [x for x in shown.output.splitlines() if instance["InstanceId"] in x]
     assert f"{BOOT_FAILED} install imgrec-0.1.0-py3-none-any.whl offline" in row
     assert "numpy" in row
+
+
+def test_a_worker_that_never_gets_ready_is_replaced_after_the_boot_deadline(
+    moto: Endpoint, harness: InstanceHarness, tmp_path: Path
+) -> None:
+    import time
+
+    import httpx
+    from tests.helpers.server import run_server
+
+    stack = open_stack("t1", None)
+    stack.up(UpOptions(wheelhouse=_wheelhouse_without(tmp_path, "numpy")))
+    ec2 = moto.client("ec2")
+
+    def workers() -> dict[str, str]:
+        pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+            {"Name": "tag:imgrec:role", "Values": ["worker"]}])
+        return {i["InstanceId"]: i["State"]["Name"]
+                for page in pages for r in page["Reservations"] for i in r["Instances"]}
+
+    with run_server(tmp_path / "state", "--backend", "aws", "--stack", "t1",
+                    "--min-workers", "1", "--max-workers", "1",
+                    "--boot-deadline-s", "30") as server:
+        deadline = time.monotonic() + 240
+        problems: list[str] = []
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{server.url}/api/v1/status", timeout=10).json()
+            problems = status["scaling"]["problems"]
+            states = workers()
+            gone = [i for i, s in states.items() if s in ("shutting-down", "terminated")]
+            if gone and len(states) >= 2 and any("not ready" in p for p in problems):
+                break
+            time.sleep(2)
+        else:
+            raise AssertionError(f"no replacement after the boot deadline: {workers()} "
+                                 f"{problems}\n{server.log()[-3000:]}")
+    [first, *_] = sorted(gone)
+    assert any(first in p and "boot deadline 30 s" in p for p in problems)
