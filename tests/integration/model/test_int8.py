@@ -71,9 +71,10 @@ def test_top1_within_one_point_of_fp32_measured_together(
     photos: list[DevImage], int8_results: list[Classification]
 ) -> None:
     fp32_results = _classify("mobilenet_v2", photos)
-    fp32_top1 = _top1(list(fp32_results), photos)
-    int8_top1 = _top1(list(int8_results), photos)
-    assert int8_top1 >= fp32_top1 - MAX_TOP1_DROP, (fp32_top1, int8_top1)
+    fp32_hits = round(_top1(list(fp32_results), photos) * len(photos))
+    int8_hits = round(_top1(list(int8_results), photos) * len(photos))
+    # Counted in photos: on float fractions a drop of exactly 1 point can round either way.
+    assert int8_hits >= fp32_hits - round(MAX_TOP1_DROP * len(photos)), (fp32_hits, int8_hits)
     same = sum(a.class_index == b.class_index
                for a, b in zip(fp32_results, int8_results, strict=True))
     assert same / len(photos) >= MIN_SAME_TOP1
