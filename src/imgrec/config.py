@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     port: int = Field(3000, ge=0, le=65535, description="TCP port of the web tier.")
     model: str = Field(
         "mobilenet_v2",
-        description="Model: mobilenet_v2, efficientnet_lite0, or a path to an ImageNet .onnx file.",
+        description="Model: mobilenet_v2, mobilenet_v2_int8, efficientnet_lite0, or a path "
+        "to an ImageNet .onnx file.",
     )
 
     workers: int | None = Field(

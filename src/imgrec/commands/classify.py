@@ -82,7 +82,8 @@ def _format_json(path: Path, result: Classification) -> str:
 def classify(
     photos: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
     model: Annotated[
-        str, typer.Option(help="mobilenet_v2, efficientnet_lite0, or a path to an .onnx file.")
+        str, typer.Option(help="mobilenet_v2, mobilenet_v2_int8, efficientnet_lite0, or an "
+                          ".onnx path.")
     ] = "mobilenet_v2",
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per file (file, label, top5...).")

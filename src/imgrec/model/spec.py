@@ -1,6 +1,6 @@
 """Model specs: which ONNX file to run and how to prepare its input.
 
-A spec names a built-in model (``mobilenet_v2``, ``efficientnet_lite0``) or a user's ``.onnx``
+A spec names a built-in model (``BUILTIN_MODELS``, e.g. ``mobilenet_v2_int8``) or a user's ``.onnx``
 file. A user's file may have a JSON sidecar, ``<file>.json`` (``model.onnx.json``) or
 ``<stem>.json`` (``model.json``), with any of::
 
@@ -25,7 +25,7 @@ Triple = tuple[float, float, float]
 
 IMAGENET_MEAN: Triple = (0.485, 0.456, 0.406)
 IMAGENET_STD: Triple = (0.229, 0.224, 0.225)
-BUILTIN_MODELS: tuple[str, ...] = ("mobilenet_v2", "efficientnet_lite0")
+BUILTIN_MODELS: tuple[str, ...] = ("mobilenet_v2", "efficientnet_lite0", "mobilenet_v2_int8")
 SIDECAR_KEYS = frozenset({"input_size", "resize", "mean", "std", "labels"})
 
 
