@@ -119,8 +119,10 @@ def web_policy(names: StackNames, launch: WorkerLaunch) -> Policy:
                        Condition={"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
             _statement("TerminateStackWorkers", ["ec2:TerminateInstances"],
                        [_ec2_arn(names, "instance")], Condition=workers_of_stack),
-            # Describe* and GetConsoleOutput's reads cannot be limited to resources in IAM.
-            _statement("DescribeInstances", ["ec2:DescribeInstances"], ["*"]),
+            # Describe* cannot be limited to resources in IAM. The fleet reads its instances,
+            # and its worker template's instance type (to remember boot times per type).
+            _statement("DescribeInstances", ["ec2:DescribeInstances",
+                                             "ec2:DescribeLaunchTemplateVersions"], ["*"]),
             _statement("PassWorkerRole", ["iam:PassRole"], [names.role_arn(ROLE_WORKER)],
                        Condition={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         ],

@@ -45,7 +45,8 @@ def test_web_policy_limits_ec2_to_the_stack() -> None:
     policy = iam.web_policy(NAMES, iam.WorkerLaunch("lt-1", "c7i.large", "ami-1", "sg-1"))
     for statement in policy["Statement"]:
         if statement["Resource"] == ["*"]:
-            assert "Condition" in statement or statement["Action"] == ["ec2:DescribeInstances"]
+            assert "Condition" in statement or all(
+                a.startswith("ec2:Describe") for a in statement["Action"])  # cannot be scoped
 
 
 @pytest.mark.parametrize(("wait", "seconds"), [(0, 0), (0.004, 0), (0.5, 1), (1.0, 1),

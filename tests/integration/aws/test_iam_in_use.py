@@ -1,0 +1,88 @@
+"""Every call each tier makes is allowed by its own rendered policy (issue 12, item 9).
+
+The web tier (with its autoscaler) and a worker run against moto through fault proxies of
+their own, so every call is recorded per tier; each call's (action, resource) must fall inside
+a statement of that tier's policy as ``aws up`` rendered it into IAM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import DevPhoto
+from tests.helpers.aws_adapters import Endpoint
+from tests.helpers.aws_faults import FaultProxy
+from tests.helpers.iam_check import Account, refused
+from tests.helpers.server import run_server
+
+from imgrec.aws.naming import ROLE_WEB, ROLE_WORKER
+from imgrec.aws.provision import UpOptions, open_stack
+
+pytestmark = pytest.mark.aws
+
+
+@contextmanager
+def worker(endpoint: str, log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    with open(log_dir / "worker.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "imgrec", "worker", "--backend", "aws",
+                                 "--stack", "t1", "--worker-id", "local-0", "--threads", "1"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_each_tier_calls_only_what_its_policy_allows(
+    moto: Endpoint, wheel: Path, tmp_path: Path, dev_photos: list[DevPhoto]
+) -> None:
+    stack = open_stack("t1", None)
+    stack.up(UpOptions(wheel=wheel, with_web=True, allow_cidr="203.0.113.7/32"))
+    n = stack.names
+    iam, ec2 = moto.client("iam"), moto.client("ec2")
+    policies = {role: json.loads(json.dumps(iam.get_role_policy(
+        RoleName=n.role(role), PolicyName=n.policy(role))["PolicyDocument"]))
+        for role in (ROLE_WEB, ROLE_WORKER)}
+    [version] = ec2.describe_launch_template_versions(
+        LaunchTemplateName=n.launch_template(ROLE_WORKER),
+        Versions=["$Latest"])["LaunchTemplateVersions"]
+    data = version["LaunchTemplateData"]
+    where = Account(n.account, n.region, {n.launch_template(ROLE_WORKER): {
+        "id": version["LaunchTemplateId"], "image": data["ImageId"],
+        "groups": data.get("SecurityGroupIds", []), "role_arn": n.role_arn(ROLE_WORKER)}})
+
+    with (FaultProxy(moto.url) as web_calls, FaultProxy(moto.url) as worker_calls):
+        with (
+            run_server(tmp_path / "state", "--backend", "aws", "--stack", "t1",
+                       "--max-workers", "1", env={"AWS_ENDPOINT_URL": web_calls.url}) as server,
+            worker(worker_calls.url, tmp_path),
+        ):
+            for photo in dev_photos[:3]:
+                resp = httpx.post(f"{server.url}/api/v1/classify", timeout=90,
+                                  files={"file": (photo.path.name, photo.path.read_bytes())})
+                assert resp.status_code == 200, resp.text
+            job = httpx.post(f"{server.url}/api/v1/jobs", timeout=30,
+                             files={"file": ("x.jpg", dev_photos[3].path.read_bytes())}).json()
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{server.url}{job['poll']}").json()["status"] == "queued":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert httpx.get(f"{server.url}/api/v1/status").status_code == 200
+            time.sleep(1.5)  # a few autoscaler ticks: depth, fleet, heartbeats, estimates
+        assert web_calls.count("ec2", "RunInstances") >= 1  # the autoscaler launched
+        assert web_calls.count("ec2", "TerminateInstances") >= 1  # and closed its fleet
+        assert worker_calls.count("sqs", "ReceiveMessage") >= 1
+        web_refused = refused(web_calls.calls, policies[ROLE_WEB], where)
+        assert not web_refused, "\n".join(web_refused)
+        assert refused(worker_calls.calls, policies[ROLE_WORKER], where) == []
