@@ -79,5 +79,7 @@ def test_the_panel_shows_workers_during_a_burst_and_zero_after(
 
         expect(live).to_have_attribute("data-workers", "0", timeout=SCALE_TIMEOUT_MS)
         expect(page.locator("#decisions li:not(.empty)").first).to_be_visible()
+        # Each decision shows what the policy used: the backlog, rates, boot time, target.
+        expect(page.locator("#decisions .inputs").first).to_contain_text("backlog")
         expect(page.locator("#m-workers")).to_have_text("0")
         page.screenshot(path=str(artifacts / "live-after.png"), full_page=True)

@@ -210,7 +210,15 @@ export class LivePanel {
     }
   }
 
+  renderProblems(scaling) {
+    const box = $("scaling-problems");
+    const problems = scaling.problems || [];
+    box.hidden = !problems.length;
+    box.textContent = problems.length ? `Held back: ${problems.slice(0, 3).join("; ")}` : "";
+  }
+
   renderDecisions(scaling) {
+    this.renderProblems(scaling);
     const list = $("decisions");
     const recent = [...(scaling.decisions || [])].sort((a, b) => b.time - a.time).slice(0, 6);
     if (!recent.length) {
@@ -238,6 +246,13 @@ export class LivePanel {
       reason.className = "reason";
       reason.textContent = d.reason || "";
       item.append(time, action, reason);
+      const inputs = describeInputs(d.inputs);
+      if (inputs) {
+        const used = document.createElement("span");
+        used.className = "inputs";
+        used.textContent = inputs;
+        item.append(used);
+      }
       return item;
     }));
   }
@@ -281,4 +296,22 @@ export class LivePanel {
         `Fleet now has ${plural(now.total, "worker")}, ${now.by_state.busy || 0} busy.`;
     }, 3000);
   }
+}
+
+// What the policy based a decision on, in words: "arrivals 12.3/s, 5.1/s per worker, ...".
+function describeInputs(inputs) {
+  if (!inputs) return "";
+  if (inputs.mode === "cold") {
+    return `backlog ${inputs.backlog}, rates not measured yet: one worker per 10 queued`;
+  }
+  const parts = [`backlog ${inputs.backlog}`];
+  const num = (v, digits = 1) => (v === null || v === undefined ? null : v.toFixed(digits));
+  if (num(inputs.arrival_rate) !== null) parts.push(`arrivals ${num(inputs.arrival_rate)}/s`);
+  if (num(inputs.rate_per_worker) !== null) {
+    parts.push(`${num(inputs.rate_per_worker)}/s per worker`);
+  }
+  if (num(inputs.boot_s) !== null) parts.push(`boot ${num(inputs.boot_s)} s`);
+  if (num(inputs.deadline_s) !== null) parts.push(`target ${num(inputs.deadline_s)} s`);
+  parts.push(`wants ${inputs.target_workers}`);
+  return parts.join(" · ");
 }
