@@ -20,7 +20,7 @@ def open_backend(settings: Settings) -> Backend:
     def fleet(max_workers: int) -> Fleet:
         from .process_fleet import ProcessFleet
 
-        return ProcessFleet(store, settings, max_workers=max_workers,
+        return ProcessFleet(store, settings, requests=requests, max_workers=max_workers,
                             threads_per_worker=settings.threads_per_worker())
 
     return Backend(
