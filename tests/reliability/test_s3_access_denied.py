@@ -2,26 +2,24 @@
 (the worker role has no ListBucket on the inputs bucket). A missing input must then be an error
 result for that one request, never a worker crash (issue 12, item 6).
 
-moto always says 404, so a small HTTP proxy of this file sits between the worker's S3 client and
-moto and rewrites each 404 ``NoSuchKey`` (and a bodiless 404 to a HEAD) into the 403 S3 sends.
+moto always says 404, so a small HTTP proxy (``http_faults.py``) sits between the worker's S3
+client and moto and rewrites each 404 ``NoSuchKey`` (and a bodiless 404 to a HEAD) into the 403
+S3 sends.
 """
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from tests.conftest import DevPhoto
 from tests.helpers import aws_adapters
 from tests.helpers.aws_adapters import Endpoint
+from tests.reliability.http_faults import Exchange, RewritingProxy
 
 from imgrec import keys
 from imgrec.aws.s3_store import S3Store
@@ -43,65 +41,18 @@ ACCESS_DENIED = (
 )
 
 
-class _DenyMissingKeys(BaseHTTPRequestHandler):
-    target: tuple[str, int] = ("127.0.0.1", 0)
-    rewritten: list[str] = []  # noqa: RUF012 - each fixture's subclass has its own
-
-    def _forward(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        upstream = http.client.HTTPConnection(*self.target, timeout=30)
-        upstream.request(self.command, self.path, body=body or None,
-                         headers={k: v for k, v in self.headers.items()})
-        response = upstream.getresponse()
-        data = response.read()
-        status, headers = response.status, response.getheaders()
-        upstream.close()
-        if status == 404 and (self.command == "HEAD" or b"<Code>NoSuchKey</Code>" in data):
-            self.rewritten.append(f"{self.command} {self.path}")
-            status = 403
-            data = b"" if self.command == "HEAD" else ACCESS_DENIED
-            headers = [("Content-Type", "application/xml")]
-        self.send_response(status)
-        for name, value in headers:
-            if name.lower() not in ("content-length", "transfer-encoding", "connection",
-                                    "date", "server"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
-        pass
-
-
-@dataclass
-class DenyingS3:
-    endpoint: Endpoint
-    rewritten: list[str]
+def _deny_missing_keys(ex: Exchange) -> None:
+    """A 404 for a missing key becomes the 403 S3 sends a caller without s3:ListBucket."""
+    if ex.status == 404 and (ex.method == "HEAD" or b"<Code>NoSuchKey</Code>" in ex.response_body):
+        ex.status = 403
+        ex.response_body = b"" if ex.method == "HEAD" else ACCESS_DENIED
+        ex.response_headers = [("Content-Type", "application/xml")]
 
 
 @pytest.fixture
-def denying_s3(moto: Endpoint) -> Iterator[DenyingS3]:
-    parts = urlsplit(moto.url)
-    assert parts.hostname and parts.port
-
-    class Handler(_DenyMissingKeys):
-        target = (parts.hostname, parts.port)  # type: ignore[assignment]
-        rewritten: list[str] = []  # noqa: RUF012
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield DenyingS3(Endpoint(f"http://127.0.0.1:{server.server_address[1]}"),
-                        Handler.rewritten)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def denying_s3(moto: Endpoint) -> Iterator[RewritingProxy]:
+    with RewritingProxy(moto.url, on_response=_deny_missing_keys) as proxy:
+        yield proxy
 
 
 def _no_fleet(_max: int) -> Fleet:
@@ -109,11 +60,11 @@ def _no_fleet(_max: int) -> Fleet:
 
 
 def test_a_missing_input_read_as_403_is_an_error_result_not_a_crash(
-    moto: Endpoint, denying_s3: DenyingS3, dev_photos: list[DevPhoto], tmp_path: Path,
+    moto: Endpoint, denying_s3: RewritingProxy, dev_photos: list[DevPhoto], tmp_path: Path,
 ) -> None:
     bucket = f"inputs-{uuid.uuid4().hex[:8]}"
     moto.client("s3").create_bucket(Bucket=bucket)
-    store = S3Store(denying_s3.endpoint.client("s3"), bucket)
+    store = S3Store(Endpoint(denying_s3.url).client("s3"), bucket)
     with pytest.raises(PermanentError, match="access denied"):
         store.get("inputs/never-uploaded")  # the proxy answers as S3 does
     broker = SqsBroker(moto.client("sqs"), lambda name: f"ad-{name}")
@@ -143,7 +94,8 @@ def test_a_missing_input_read_as_403_is_an_error_result_not_a_crash(
     worker = Worker(backend, load_classifier("mobilenet_v2", threads=1), settings)
     counters = worker.run(threading.Event(), until_empty=True)
 
-    assert len(denying_s3.rewritten) >= 3, denying_s3.rewritten  # the probe, 2 by the worker
+    denied = [ex.path for ex in denying_s3.exchanges if ex.status == 403]
+    assert len(denied) >= 3, denied  # the probe above, then the worker's two reads
     answers = {}
     for _ in range(5):
         if len(answers) == 3:
