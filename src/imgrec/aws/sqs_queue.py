@@ -55,13 +55,18 @@ def visibility_seconds(visibility_s: float) -> int:
 
 
 class SqsQueue:
-    """One SQS queue. Example: ``SqsQueue(sqs, url, "requests").send(['{"id": "a"}'])``."""
+    """One SQS queue. Example: ``SqsQueue(sqs, url, "requests").send(['{"id": "a"}'])``.
 
-    def __init__(self, client: Any, url: str, name: str) -> None:
+    Receives that wait (long polls) go through ``poll_client``, whose read timeout is longer
+    than the wait; everything else through ``client``, whose timeouts are short.
+    """
+
+    def __init__(self, client: Any, url: str, name: str, *, poll_client: Any = None) -> None:
         self.client = client
+        self.poll_client = poll_client if poll_client is not None else client
         self.url = url
         self.name = name
-        self._max_wait = long_poll_cap(client)
+        self._max_wait = long_poll_cap(self.poll_client)
 
     def send(self, bodies: Sequence[str]) -> list[str]:
         ids: list[str] = []
@@ -110,8 +115,9 @@ class SqsQueue:
         }
         if visibility_s is not None:
             kwargs["VisibilityTimeout"] = visibility_seconds(visibility_s)
+        client = self.poll_client if wait > 0 else self.client
         with translated(f"cannot receive from queue {self.name}"):
-            response = self.client.receive_message(**kwargs)
+            response = client.receive_message(**kwargs)
         return [_to_message(m) for m in response.get("Messages", [])]
 
     def delete(self, receipts: Sequence[str]) -> None:
@@ -218,7 +224,10 @@ def queue_attributes(
 
 
 class SqsBroker:
-    """Opens the stack's SQS queues by logical name; ``name_of`` maps it to the SQS name."""
+    """Opens the stack's SQS queues by logical name; ``name_of`` maps it to the SQS name.
+
+    ``poll_client`` (default: ``client``) serves the queues' long polls.
+    """
 
     def __init__(
         self,
@@ -226,8 +235,10 @@ class SqsBroker:
         name_of: Callable[[str], str] = lambda name: name,
         *,
         default_visibility_s: float = 30.0,
+        poll_client: Any = None,
     ) -> None:
         self.client = client
+        self.poll_client = poll_client
         self.name_of = name_of
         self.default_visibility_s = default_visibility_s
         self._urls: dict[str, str] = {}
@@ -243,14 +254,16 @@ class SqsBroker:
     ) -> SqsQueue:
         sqs_name = self.name_of(name)
         if not create:
-            return SqsQueue(self.client, self._url(sqs_name), name)
+            return self._queue(self._url(sqs_name), name)
         dlq_arn = None
         if dead_letter is not None:
             dlq_arn = self.open(dead_letter).arn()
         attrs = queue_attributes(visibility_s=self.default_visibility_s,
                                  dead_letter_arn=dlq_arn, max_receives=max_receives)
-        url = self.ensure(sqs_name, attrs)
-        return SqsQueue(self.client, url, name)
+        return self._queue(self.ensure(sqs_name, attrs), name)
+
+    def _queue(self, url: str, name: str) -> SqsQueue:
+        return SqsQueue(self.client, url, name, poll_client=self.poll_client)
 
     def ensure(self, sqs_name: str, attrs: dict[str, str]) -> str:
         """Create the queue, or bring an existing one's attributes to ``attrs``; return its URL."""
