@@ -96,7 +96,7 @@ def test_a_missing_input_read_as_403_is_an_error_result_not_a_crash(
 
     denied = [ex.path for ex in denying_s3.exchanges if ex.status == 403]
     assert len(denied) >= 3, denied  # the probe above, then the worker's two reads
-    answers = {}
+    answers: dict[str, ClassifyResult | None] = {}
     for _ in range(5):
         if len(answers) == 3:
             break

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .. import keys
-from ..errors import ImgrecError, ObjectNotFound, RetryableError
+from ..errors import ImgrecError, ObjectNotFound, QueueNotFound, RetryableError
 from ..messages import ClassifyResult, MessageError, Reply
 from ..ports import ObjectStore, Queue
 
@@ -33,8 +33,12 @@ class ReplyDispatcher:
     def __init__(
         self, queue: Queue, store: ObjectStore, *, poll_wait_s: float = 1.0,
         on_tracked_answer: AnswerHook | None = None,
+        reopen: Callable[[], Queue] | None = None,
     ) -> None:
         self.queue = queue
+        # Our queue can vanish (deleted as orphaned while this web tier could not beat, e.g.
+        # during an outage longer than the grace period); ``reopen`` creates it again.
+        self.reopen = reopen
         self.store = store
         self.poll_wait_s = poll_wait_s
         self.on_tracked_answer = on_tracked_answer
@@ -90,6 +94,9 @@ class ReplyDispatcher:
                 log.warning("reply queue unreachable: %s", exc)
                 self._stop.wait(_BACKOFF_S)
                 continue
+            except QueueNotFound as exc:
+                self._reopen(exc)
+                continue
             except ImgrecError as exc:
                 log.error("reply queue failed: %s", exc)
                 self._stop.wait(_BACKOFF_S)
@@ -102,6 +109,16 @@ class ReplyDispatcher:
                 self.queue.delete([m.receipt for m in messages])
             except ImgrecError as exc:
                 log.warning("replies not deleted (they will be ignored when seen again): %s", exc)
+
+    def _reopen(self, exc: QueueNotFound) -> None:
+        log.error("reply queue %s is gone (%s); creating it again", self.queue.name, exc)
+        if self.reopen is not None:
+            try:
+                self.queue = self.reopen()
+                return
+            except ImgrecError as again:
+                log.warning("reply queue not created again yet: %s", again)
+        self._stop.wait(_BACKOFF_S)
 
     def _dispatch(self, body: str) -> None:
         try:
