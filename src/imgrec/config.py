@@ -134,10 +134,11 @@ class Settings(BaseSettings):
         60.0, gt=0,
         description="A reply queue whose web tier has not beaten for this long is deleted.",
     )
-    durable_writes: bool = Field(
-        True,
-        description="Embedded backend: fsync uploads, results and queue commits before "
-        "answering (survives power loss); off: survives process crashes only.",
+    durability: Literal["power-loss", "crash"] = Field(
+        "power-loss",
+        description="Embedded backend: what an accepted request survives. power-loss: uploads, "
+        "results and queue commits are fsynced before the answer; crash: a process crash "
+        "only (no fsync, faster).",
     )
     api_key: SecretStr | None = Field(
         None, description="If set, every API call and the page need this key."
@@ -159,6 +160,11 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.state_dir / "objects"
+
+    @property
+    def durable_writes(self) -> bool:
+        """Whether the embedded backend fsyncs (``durability`` is ``power-loss``)."""
+        return self.durability == "power-loss"
 
     @property
     def queue_db(self) -> Path:

@@ -320,7 +320,7 @@ def _run(machine: type[Churn], classifier: Classifier, photos: list[DevPhoto],
 
 def _worker_settings(state: Path) -> Settings:
     return Settings(state_dir=state, batch_size=4, visibility_timeout_s=HOUR_S,
-                    max_receives=100, durable_writes=False)
+                    max_receives=100, durability="crash")
 
 
 def test_every_request_is_answered_once_under_churn_on_the_embedded_queue(

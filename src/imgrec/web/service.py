@@ -1,7 +1,7 @@
 """What the endpoints do, apart from HTTP: submit an upload, wait for its answer, look a job up.
 
 Accepted means durable: ``submit`` returns only once the image is stored and the request
-queued (with ``durable_writes``, fsynced). Both backend calls run within the request's
+queued (with ``durability`` power-loss, fsynced). Both backend calls run within the request's
 deadline (``deadline.py``); a request given up on is not queued afterwards, and its image is
 removed.
 """
