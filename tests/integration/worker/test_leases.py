@@ -42,8 +42,8 @@ def _enqueue(backend: Backend, data: bytes) -> ClassifyRequest:
 def test_a_batch_slower_than_the_visibility_timeout_is_never_redelivered(
     tmp_path: Path, classifier: Classifier
 ) -> None:
-    """Three 36-megapixel PNGs take about 3 s to decode; the visibility timeout is 1 s."""
-    backend, settings = _backend(tmp_path, visibility_timeout_s=1.0, batch_size=3)
+    """Three 36-megapixel PNGs take 1-3 s to decode; the visibility timeout is 0.3 s."""
+    backend, settings = _backend(tmp_path, visibility_timeout_s=0.3, batch_size=3)
     big = blank_png(6000, 6000, color_type=2)
     requests = [_enqueue(backend, big) for _ in range(3)]
     stolen: list[Message] = []
