@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from tests.helpers import aws_adapters
 from tests.reliability.support import blank_png
 
 from imgrec import keys
@@ -15,7 +17,7 @@ from imgrec.config import Settings
 from imgrec.embedded.process_fleet import release_held_requests
 from imgrec.messages import ClassifyRequest, ClassifyResult
 from imgrec.model.classifier import Classifier, load_classifier
-from imgrec.ports import Message, WorkerState
+from imgrec.ports import Fleet, Message, WorkerState
 from imgrec.worker.heartbeat import HeartbeatRecord
 from imgrec.worker.lease import Leases
 from imgrec.worker.loop import Worker
@@ -44,8 +46,40 @@ def test_a_batch_slower_than_the_visibility_timeout_is_never_redelivered(
 ) -> None:
     """Three 36-megapixel PNGs take 1-3 s to decode; the visibility timeout is 0.3 s."""
     backend, settings = _backend(tmp_path, visibility_timeout_s=0.3, batch_size=3)
+    _assert_a_slow_batch_is_kept(backend, settings, classifier, images=3)
+
+
+@pytest.mark.aws
+def test_a_batch_slower_than_the_visibility_timeout_is_never_redelivered_on_sqs(
+    request: pytest.FixtureRequest, tmp_path: Path, classifier: Classifier
+) -> None:
+    """The same on SQS and S3 (moto): visibility in whole seconds, so 1 s and six images."""
+    from imgrec.aws.s3_store import S3Store
+    from imgrec.aws.sqs_queue import SqsBroker
+
+    moto = aws_adapters.moto_endpoint(request)
+    prefix = f"lease{uuid.uuid4().hex[:6]}"
+    moto.client("s3").create_bucket(Bucket=prefix)
+    broker = SqsBroker(moto.client("sqs"), lambda name: f"{prefix}-{name}")
+    backend = Backend(store=S3Store(moto.client("s3"), prefix), broker=broker,
+                      requests=broker.open(keys.REQUEST_QUEUE),
+                      dead_letters=broker.open(keys.DEAD_LETTER_QUEUE),
+                      description="moto", fleet_factory=_no_fleet)
+    settings = Settings(state_dir=tmp_path / "unused", visibility_timeout_s=1.0, batch_size=6)
+    try:
+        _assert_a_slow_batch_is_kept(backend, settings, classifier, images=6)
+    finally:
+        aws_adapters.reset_moto(moto)
+
+
+def _no_fleet(_max: int) -> Fleet:
+    raise AssertionError("no fleet in this test")
+
+
+def _assert_a_slow_batch_is_kept(backend: Backend, settings: Settings, classifier: Classifier,
+                                 *, images: int) -> None:
     big = blank_png(6000, 6000, color_type=2)
-    requests = [_enqueue(backend, big) for _ in range(3)]
+    requests = [_enqueue(backend, big) for _ in range(images)]
     stolen: list[Message] = []
     done = threading.Event()
 
@@ -59,7 +93,7 @@ def test_a_batch_slower_than_the_visibility_timeout_is_never_redelivered(
     working = threading.Thread(target=lambda: counters.append(
         worker.run(threading.Event(), until_empty=True)))
     working.start()
-    while backend.requests.depth().in_flight < 3:  # the worker has the batch in hand
+    while backend.requests.depth().in_flight < images:  # the worker has the batch in hand
         assert time.monotonic() - started < 30
         time.sleep(0.005)
     stealing = threading.Thread(target=thief)
@@ -74,10 +108,11 @@ def test_a_batch_slower_than_the_visibility_timeout_is_never_redelivered(
 
     assert took > 2 * settings.visibility_timeout_s, f"the batch was not slow ({took:.1f} s)"
     assert stolen == [], "a request was redelivered while its worker was working on it"
-    assert worker.leases.extensions >= 3
-    assert counted.received == 3 and counted.classified == 3 and counted.reused == 0
-    for request in requests:
-        assert ClassifyResult.from_json(backend.store.get(keys.result_key(request.request_id))).ok
+    assert worker.leases.extensions >= images
+    assert counted.received == images and counted.classified == images
+    assert counted.reused == 0
+    for req in requests:
+        assert ClassifyResult.from_json(backend.store.get(keys.result_key(req.request_id))).ok
     assert backend.requests.depth().total == 0
 
 
