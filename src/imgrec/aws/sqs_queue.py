@@ -51,7 +51,11 @@ def long_poll_cap(client: Any) -> int:
 
 
 def visibility_seconds(visibility_s: float) -> int:
-    return max(0, min(MAX_VISIBILITY_S, round(visibility_s)))
+    """SQS's VisibilityTimeout: whole seconds, 0-43200; a positive timeout is at least 1 s
+    (rounded to 0 it would make a message visible again at once)."""
+    if visibility_s <= 0:
+        return 0
+    return max(1, min(MAX_VISIBILITY_S, round(visibility_s)))
 
 
 class SqsQueue:
