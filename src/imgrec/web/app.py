@@ -94,7 +94,11 @@ class Runtime:
             self.backend.store, self.backend.broker, self.reply_queue_name,
             interval_s=settings.web_heartbeat_s, grace_s=settings.reply_queue_grace_s,
         )
-        self.presence.beat()  # before the queue exists: no queue without its record
+        try:
+            self.presence.beat()  # before the queue exists: no queue without its record
+        except ImgrecError as exc:  # the next beats try again; serving matters more
+            log.warning("web-tier heartbeat not written (%s); if this process dies before a "
+                        "beat succeeds, its reply queue is left behind", exc)
         reply_queue = self.backend.broker.open(self.reply_queue_name)
         self.metrics = WebMetrics(self.backend)
         self.dispatcher = ReplyDispatcher(
