@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-instances demo-aws-local lint bench test-deps clean
+.PHONY: serve test test-instances demo-aws-local lint bench soak test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ include tools/models.mk
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
+
+# A long soak (not part of `make test`): 30 minutes by default; `make soak SOAK_MINUTES=3` in CI.
+SOAK_MINUTES ?= 30
+soak: $(DEV_STAMP)
+	$(BIN)/python -m tests.reliability.soak --minutes $(SOAK_MINUTES) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .imgrec .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

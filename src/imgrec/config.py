@@ -112,7 +112,14 @@ class Settings(BaseSettings):
         1.0, gt=0, le=20, description="Long-poll wait of an idle worker's receive."
     )
     visibility_timeout_s: float = Field(
-        30.0, gt=0, description="Seconds a received request stays hidden before redelivery."
+        6.0, gt=0,
+        description="Seconds a received request stays hidden; a live worker keeps extending "
+        "it, so this is how soon a dead worker's requests go to another one.",
+    )
+    max_processing_s: float = Field(
+        300.0, gt=0,
+        description="A worker stops extending a batch it has held this long, so the requests "
+        "of a hung worker go to another one.",
     )
     max_receives: int = Field(
         5, ge=1, description="Deliveries before a request goes to the dead-letter queue."
@@ -131,6 +138,36 @@ class Settings(BaseSettings):
     )
     max_concurrent_per_client: int = Field(
         256, ge=1, description="Requests one client address may have in progress (429 above)."
+    )
+    max_backlog: int = Field(
+        5000, ge=1,
+        description="Requests queued or in progress past which new ones get 503 with a "
+        "Retry-After from the measured throughput.",
+    )
+    backend_timeout_s: float = Field(
+        2.5, gt=0, le=60,
+        description="Longest a web request waits on the queue or store before it answers 503.",
+    )
+    retention_days: float = Field(
+        3.0, gt=0,
+        description="Inputs and results are deleted this long after upload (embedded: the "
+        "janitor; AWS: S3 lifecycle rules, whole days rounded up); such a job answers 410.",
+    )
+    janitor_interval_s: float = Field(
+        60.0, gt=0, description="Embedded backend: seconds between the janitor's sweeps."
+    )
+    web_heartbeat_s: float = Field(
+        5.0, gt=0, description="Seconds between a web tier's heartbeats (its reply queue's life)."
+    )
+    reply_queue_grace_s: float = Field(
+        60.0, gt=0,
+        description="A reply queue whose web tier has not beaten for this long is deleted.",
+    )
+    durability: Literal["power-loss", "crash"] = Field(
+        "power-loss",
+        description="Embedded backend: what an accepted request survives. power-loss: uploads, "
+        "results and queue commits are fsynced before the answer; crash: a process crash "
+        "only (no fsync, faster).",
     )
     api_key: SecretStr | None = Field(
         None, description="If set, every API call and the page need this key."
@@ -156,6 +193,11 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.state_dir / "objects"
+
+    @property
+    def durable_writes(self) -> bool:
+        """Whether the embedded backend fsyncs (``durability`` is ``power-loss``)."""
+        return self.durability == "power-loss"
 
     @property
     def queue_db(self) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
+import time
 import uuid
 from pathlib import PurePosixPath
 
@@ -13,6 +15,7 @@ RESULTS_PREFIX = "results/"
 HEARTBEATS_PREFIX = "heartbeats/"
 AUTOSCALE_PREFIX = "autoscale/"
 ESTIMATES_KEY = f"{AUTOSCALE_PREFIX}estimates.json"  # measured worker rate and boot time
+WEB_TIERS_PREFIX = "web-tiers/"  # one heartbeat per web-tier process: its reply queue's life
 
 REQUEST_QUEUE = "requests"
 DEAD_LETTER_QUEUE = "requests-dead"
@@ -25,9 +28,26 @@ PARTIAL_SUFFIX = ".part"
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def new_request_id() -> str:
-    """A fresh request id: 32 lowercase hex characters (never derived from client input)."""
-    return uuid.uuid4().hex
+def new_request_id(now: float | None = None) -> str:
+    """A fresh request id: 32 lowercase hex characters (never derived from client input).
+
+    Laid out as a UUIDv7 (RFC 9562): the first 48 bits are the Unix time in milliseconds, the
+    other 74 free bits random. The time tells how old a job is once its objects are gone
+    (``request_id_time``): a job past retention answers 410, not 404.
+    """
+    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(secrets.token_bytes(10), "big")
+    value = (millis << 80) | rand
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return f"{value:032x}"
+
+
+def request_id_time(request_id: str) -> float | None:
+    """When a request id was made (Unix seconds), or None for an id without a time in it."""
+    if not is_request_id(request_id) or request_id[12] != "7" or request_id[16] not in "89ab":
+        return None
+    return int(request_id[:12], 16) / 1000
 
 
 def is_request_id(value: str) -> bool:
@@ -44,6 +64,10 @@ def result_key(request_id: str) -> str:
 
 def heartbeat_key(worker_id: str) -> str:
     return f"{HEARTBEATS_PREFIX}{worker_id}.json"
+
+
+def web_tier_key(reply_queue: str) -> str:
+    return f"{WEB_TIERS_PREFIX}{reply_queue}.json"
 
 
 def reply_queue_name(instance: str | None = None) -> str:

@@ -4,8 +4,8 @@
   state survives): requests get 503 with a clear message quickly, the web tier and the worker
   stay up, and once the endpoint is back the service recovers by itself and answers the
   requests it had accepted before the outage;
-- the endpoint hangs (accepts connections, never answers): 503 once the read timeouts and the
-  retry budget are spent, then recovery;
+- the endpoint hangs (accepts connections, never answers): 503 at the web tier's deadline
+  (``backend_timeout_s``, 2.5 s), not after every read timeout and retry, then recovery;
 - kill -9 a worker mid-batch: SQS redelivers its requests after the visibility timeout; every
   request is answered exactly once, with the bare model's label.
 """
@@ -124,15 +124,15 @@ def test_an_unreachable_endpoint_gives_503_then_the_service_recovers(
     _report("aws-outage.json", {"classify_503_s": classify_s, "lookup_503_s": lookup_s,
                                 "healthz_503_s": healthz_s, "recovery_s": recovery_s,
                                 "waiting_answered_s": waited_s})
-    # Bounded, not tight: botocore's defaults would take minutes (60 s connects, retried).
-    assert max(classify_s, lookup_s, healthz_s) < 30
+    # botocore's defaults would take minutes (60 s connects, retried); issue 14 asks for 3 s.
+    assert max(classify_s, lookup_s, healthz_s) < 3
 
 
 def test_a_silent_endpoint_gives_503_within_the_timeouts_then_the_service_recovers(
     moto: Endpoint, stack: StackNames, tmp_path: Path, dev_images: Path,
 ) -> None:
-    """The endpoint accepts connections but never answers (hung, not down): the read timeout
-    and the retry budget bound how long a request waits for its 503."""
+    """The endpoint accepts connections but never answers (hung, not down): the web tier's
+    deadline, not the read timeouts and retries below it, bounds the wait for the 503."""
     photo = dev_images / PHOTO
     with CuttableProxy(moto.url) as proxy:
         env = aws_adapters.moto_env(Endpoint(proxy.url), tmp_path)
@@ -147,8 +147,8 @@ def test_a_silent_endpoint_gives_503_within_the_timeouts_then_the_service_recove
             classify = pool.submit(_timed, lambda: aws_support.post_photo(srv.url, photo))
             healthz = pool.submit(_timed, lambda: httpx.get(f"{srv.url}/healthz", timeout=120))
             (classified, classify_s), (health, healthz_s) = classify.result(), healthz.result()
-            _assert_503(classified, "Read timeout")
-            _assert_503(health, "Read timeout")
+            _assert_503(classified, "no answer within 2.5 s")
+            _assert_503(health, "no answer within 2.5 s")
             assert workers["local-0"].poll() is None, "the worker died in the outage"
             proxy.restore()
             restored = time.monotonic()
@@ -160,7 +160,7 @@ def test_a_silent_endpoint_gives_503_within_the_timeouts_then_the_service_recove
     _report("aws-stall.json", {"classify_503_s": classify_s, "healthz_503_s": healthz_s,
                                "recovery_s": recovery_s})
     # botocore's defaults (60 s reads, retried) kept such a request for minutes.
-    assert max(classify_s, healthz_s) < 60
+    assert max(classify_s, healthz_s) < 3
 
 
 def _report(name: str, timings: dict[str, float]) -> None:

@@ -39,7 +39,8 @@ def open_backend(settings: Settings, session: AwsSession | None = None) -> Backe
         s3.head_bucket(Bucket=names.outputs_bucket)
     store = StackStore(S3Store(s3, names.inputs_bucket), S3Store(s3, names.outputs_bucket))
     broker = SqsBroker(session.client("sqs"), names.queue,
-                       default_visibility_s=settings.visibility_timeout_s)
+                       default_visibility_s=settings.visibility_timeout_s,
+                       poll_client=session.poll_client("sqs"))
     try:
         requests = broker.open(keys.REQUEST_QUEUE, create=False)
         dead_letters = broker.open(keys.DEAD_LETTER_QUEUE, create=False)

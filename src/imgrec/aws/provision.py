@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -28,8 +29,7 @@ from .sqs_queue import SqsBroker, queue_attributes
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str, str], None]  # (kind, name, status)
-RETENTION_DAYS = 7  # uploads and results: a job is answerable for a week
-HEARTBEAT_EXPIRY_DAYS = 1  # a heartbeat left by a worker that died unseen
+HEARTBEAT_EXPIRY_DAYS = 1  # a heartbeat left by a worker (or web tier) that died unseen
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class UpOptions:
     max_receives: int = 5
     model: str = "mobilenet_v2"
     web_settings: tuple[tuple[str, str], ...] = (("max_workers", "20"),)
+    retention_days: float = 3.0  # Settings.retention_days: inputs and results, then 410
     vpc_id: str | None = None  # None: the account's default VPC
     subnet_id: str | None = None  # None: a default subnet of that VPC
 
@@ -108,9 +109,11 @@ class Stack:
             raise ConfigError("--with-web needs --allow-cidr (who may open the page, "
                               "e.g. 203.0.113.7/32)")
         out: list[ResourceStatus] = []
-        expiry = {n.inputs_bucket: {keys.INPUTS_PREFIX: RETENTION_DAYS},
-                  n.outputs_bucket: {keys.RESULTS_PREFIX: RETENTION_DAYS,
-                                     keys.HEARTBEATS_PREFIX: HEARTBEAT_EXPIRY_DAYS}}
+        days = math.ceil(opts.retention_days)  # S3 expires in whole days
+        expiry = {n.inputs_bucket: {keys.INPUTS_PREFIX: days},
+                  n.outputs_bucket: {keys.RESULTS_PREFIX: days,
+                                     keys.HEARTBEATS_PREFIX: HEARTBEAT_EXPIRY_DAYS,
+                                     keys.WEB_TIERS_PREFIX: HEARTBEAT_EXPIRY_DAYS}}
         for bucket in n.buckets:
             status = resources.ensure_bucket(self.s3, n, bucket, expire=expiry[bucket])
             self._report(out, "bucket", bucket, status)
@@ -129,7 +132,9 @@ class Stack:
                            wheelhouse_key=wheels.key, wheelhouse_sha256=wheels.sha256,
                            wheel_name=wheels.wheel_name,
                            visibility_timeout_s=opts.visibility_timeout_s,
-                           web_settings=checked_web_settings(opts.web_settings),
+                           web_settings=checked_web_settings(
+                               (("retention_days", f"{opts.retention_days:g}"),
+                                *opts.web_settings)),
                            port=opts.port, model=opts.model)
         ami = opts.ami or self._latest_ami(opts.instance_type)
         self._report(out, "role", n.role(ROLE_WORKER), resources.ensure_role(

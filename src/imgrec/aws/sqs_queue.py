@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..chunks import chunks
-from ..errors import BackendUnavailable, QueueNotFound
+from ..errors import BackendUnavailable, PermanentError, QueueNotFound
 from ..messages import MAX_MESSAGE_BYTES
 from ..ports import Message, QueueDepth
 from .errors import EXISTS, NOT_FOUND_QUEUE, translated
@@ -24,8 +25,12 @@ SQS_BATCH = 10
 MAX_WAIT_S = 20
 MAX_VISIBILITY_S = 43_200
 _LONG_POLL_MARGIN_S = 2
-_STALE_RECEIPT = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight",
-                  "AWS.SimpleQueueService.MessageNotInflight"}
+# A batch call can succeed for some entries and fail for others (AWS's side: throttling, an
+# internal error); only the failed entries are tried again, a few times with a short backoff.
+_PARTIAL_ATTEMPTS = 3
+_PARTIAL_BACKOFF_S = 0.1
+_STALE_RECEIPT = frozenset({"ReceiptHandleIsInvalid", "InvalidParameterValue",
+                            "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"})
 
 
 def wait_seconds(wait_s: float) -> int:
@@ -46,34 +51,51 @@ def long_poll_cap(client: Any) -> int:
 
 
 def visibility_seconds(visibility_s: float) -> int:
-    return max(0, min(MAX_VISIBILITY_S, round(visibility_s)))
+    """SQS's VisibilityTimeout: whole seconds, 0-43200; a positive timeout is at least 1 s
+    (rounded to 0 it would make a message visible again at once)."""
+    if visibility_s <= 0:
+        return 0
+    return max(1, min(MAX_VISIBILITY_S, round(visibility_s)))
 
 
 class SqsQueue:
-    """One SQS queue. Example: ``SqsQueue(sqs, url, "requests").send(['{"id": "a"}'])``."""
+    """One SQS queue. Example: ``SqsQueue(sqs, url, "requests").send(['{"id": "a"}'])``.
 
-    def __init__(self, client: Any, url: str, name: str) -> None:
+    Receives that wait (long polls) go through ``poll_client``, whose read timeout is longer
+    than the wait; everything else through ``client``, whose timeouts are short.
+    """
+
+    def __init__(self, client: Any, url: str, name: str, *, poll_client: Any = None) -> None:
         self.client = client
+        self.poll_client = poll_client if poll_client is not None else client
         self.url = url
         self.name = name
-        self._max_wait = long_poll_cap(client)
+        self._max_wait = long_poll_cap(self.poll_client)
 
     def send(self, bodies: Sequence[str]) -> list[str]:
         ids: list[str] = []
         for chunk in chunks(bodies, SQS_BATCH):
-            entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
+            ids.extend(self._send_batch(chunk))
+        return ids
+
+    def _send_batch(self, chunk: Sequence[str]) -> list[str]:
+        """One SendMessageBatch; entries that failed on AWS's side are sent again, alone."""
+        pending = {str(i): body for i, body in enumerate(chunk)}
+        by_id: dict[str, str] = {}
+        for attempt in range(_PARTIAL_ATTEMPTS):
+            entries = [{"Id": i, "MessageBody": b} for i, b in pending.items()]
             with translated(f"cannot send to queue {self.name}"):
                 response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
-            failed = response.get("Failed") or []
-            if failed:
-                first = failed[0]
-                raise BackendUnavailable(
-                    f"queue {self.name} refused {len(failed)} of {len(chunk)} messages: "
-                    f"{first.get('Code')}: {first.get('Message')}"
-                )
-            by_id = {e["Id"]: e["MessageId"] for e in response.get("Successful", [])}
-            ids.extend(str(by_id[str(i)]) for i in range(len(chunk)))
-        return ids
+            by_id.update({e["Id"]: str(e["MessageId"]) for e in response.get("Successful", [])})
+            failed = _failures(response, f"queue {self.name} refused a message")
+            pending = {i: pending[i] for i in failed if i in pending}
+            if not pending:
+                return [by_id[str(i)] for i in range(len(chunk))]
+            _pause(attempt)
+        raise BackendUnavailable(
+            f"queue {self.name} refused {len(pending)} of {len(chunk)} messages "
+            f"{_PARTIAL_ATTEMPTS} times: {next(iter(failed.values()))}"
+        )
 
     def receive(
         self, max_messages: int = 1, wait_s: float = 0.0, visibility_s: float | None = None
@@ -97,21 +119,35 @@ class SqsQueue:
         }
         if visibility_s is not None:
             kwargs["VisibilityTimeout"] = visibility_seconds(visibility_s)
+        client = self.poll_client if wait > 0 else self.client
         with translated(f"cannot receive from queue {self.name}"):
-            response = self.client.receive_message(**kwargs)
+            response = client.receive_message(**kwargs)
         return [_to_message(m) for m in response.get("Messages", [])]
 
     def delete(self, receipts: Sequence[str]) -> None:
         for chunk in chunks(receipts, SQS_BATCH):
-            entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
+            self._delete_batch(chunk)
+
+    def _delete_batch(self, chunk: Sequence[str]) -> None:
+        """One DeleteMessageBatch; entries that failed on AWS's side are deleted again, alone.
+
+        A stale receipt (the message was received again, or is gone) is not a failure.
+        """
+        pending = {str(i): receipt for i, receipt in enumerate(chunk)}
+        for attempt in range(_PARTIAL_ATTEMPTS):
+            entries = [{"Id": i, "ReceiptHandle": r} for i, r in pending.items()]
             with translated(f"cannot delete from queue {self.name}"):
                 response = self.client.delete_message_batch(QueueUrl=self.url, Entries=entries)
-            for failure in response.get("Failed") or []:
-                if failure.get("Code") not in _STALE_RECEIPT:
-                    raise BackendUnavailable(
-                        f"queue {self.name}: delete failed: {failure.get('Code')}: "
-                        f"{failure.get('Message')}"
-                    )
+            failed = _failures(response, f"queue {self.name}: delete failed",
+                               ignore=_STALE_RECEIPT)
+            pending = {i: pending[i] for i in failed if i in pending}
+            if not pending:
+                return
+            _pause(attempt)
+        raise BackendUnavailable(
+            f"queue {self.name}: {len(pending)} of {len(chunk)} deletes failed "
+            f"{_PARTIAL_ATTEMPTS} times: {next(iter(failed.values()))}"
+        )
 
     def change_visibility(self, receipt: str, visibility_s: float) -> None:
         with translated(f"cannot change visibility on queue {self.name}",
@@ -139,6 +175,29 @@ class SqsQueue:
         with translated(f"cannot read the ARN of queue {self.name}"):
             attrs = self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])
         return str(attrs["Attributes"]["QueueArn"])
+
+
+def _failures(response: dict[str, Any], what: str,
+              ignore: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
+    """The batch entries that failed on AWS's side, by entry id, with their error.
+
+    An entry failed by the sender's fault (``SenderFault``: a malformed or oversized
+    message) fails the same way every time: that raises ``PermanentError`` at once.
+    """
+    failed: dict[str, str] = {}
+    for failure in response.get("Failed") or []:
+        code = str(failure.get("Code"))
+        if code in ignore:
+            continue
+        text = f"{code}: {failure.get('Message')}"
+        if failure.get("SenderFault"):
+            raise PermanentError(f"{what}: {text}")
+        failed[str(failure.get("Id"))] = text
+    return failed
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(_PARTIAL_BACKOFF_S * 2**attempt)
 
 
 def _to_message(raw: dict[str, Any]) -> Message:
@@ -169,7 +228,10 @@ def queue_attributes(
 
 
 class SqsBroker:
-    """Opens the stack's SQS queues by logical name; ``name_of`` maps it to the SQS name."""
+    """Opens the stack's SQS queues by logical name; ``name_of`` maps it to the SQS name.
+
+    ``poll_client`` (default: ``client``) serves the queues' long polls.
+    """
 
     def __init__(
         self,
@@ -177,8 +239,10 @@ class SqsBroker:
         name_of: Callable[[str], str] = lambda name: name,
         *,
         default_visibility_s: float = 30.0,
+        poll_client: Any = None,
     ) -> None:
         self.client = client
+        self.poll_client = poll_client
         self.name_of = name_of
         self.default_visibility_s = default_visibility_s
         self._urls: dict[str, str] = {}
@@ -194,14 +258,16 @@ class SqsBroker:
     ) -> SqsQueue:
         sqs_name = self.name_of(name)
         if not create:
-            return SqsQueue(self.client, self._url(sqs_name), name)
+            return self._queue(self._url(sqs_name), name)
         dlq_arn = None
         if dead_letter is not None:
             dlq_arn = self.open(dead_letter).arn()
         attrs = queue_attributes(visibility_s=self.default_visibility_s,
                                  dead_letter_arn=dlq_arn, max_receives=max_receives)
-        url = self.ensure(sqs_name, attrs)
-        return SqsQueue(self.client, url, name)
+        return self._queue(self.ensure(sqs_name, attrs), name)
+
+    def _queue(self, url: str, name: str) -> SqsQueue:
+        return SqsQueue(self.client, url, name, poll_client=self.poll_client)
 
     def ensure(self, sqs_name: str, attrs: dict[str, str]) -> str:
         """Create the queue, or bring an existing one's attributes to ``attrs``; return its URL."""

@@ -60,6 +60,9 @@ def up(
     boot_deadline_s: Annotated[float | None, typer.Option(
         help="The web tier's autoscaler: a worker not ready this long after launch is "
              "replaced (default: 3 x the measured boot time).")] = None,
+    retention_days: Annotated[float, typer.Option(
+        help="Days uploads and results are kept (S3 lifecycle rules, whole days; a job past "
+             "them answers 410).")] = 3.0,
     vpc: Annotated[str | None, typer.Option(
         help="VPC for the security groups (default: the account's default VPC; with --subnet: "
              "that subnet's).")] = None,
@@ -89,7 +92,8 @@ def up(
         s.up(UpOptions(instance_type=instance_type, ami=ami, with_web=with_web,
                        allow_cidr=allow_cidr, port=port, wheel=wheel, wheelhouse=wheelhouse,
                        visibility_timeout_s=visibility_timeout_s, max_receives=max_receives,
-                       web_settings=tuple(web_settings), vpc_id=vpc, subnet_id=subnet))
+                       web_settings=tuple(web_settings), vpc_id=vpc, subnet_id=subnet,
+                       retention_days=retention_days))
     except ImgrecError as exc:
         raise _fail(exc) from exc
     typer.echo(f"stack {stack} is up in {s.names.region}. Run: imgrec serve --backend aws "

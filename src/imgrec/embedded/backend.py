@@ -11,8 +11,10 @@ from .sqlite_queue import SqliteBroker
 
 def open_backend(settings: Settings) -> Backend:
     """The state directory's store and queues; the fleet is worker processes of this machine."""
-    store = DirectoryStore(settings.objects_dir)
-    broker = SqliteBroker(settings.queue_db, default_visibility_s=settings.visibility_timeout_s)
+    store = DirectoryStore(settings.objects_dir, durable=settings.durable_writes,
+                           volatile_prefixes=(keys.HEARTBEATS_PREFIX, keys.WEB_TIERS_PREFIX))
+    broker = SqliteBroker(settings.queue_db, default_visibility_s=settings.visibility_timeout_s,
+                          durable=settings.durable_writes)
     requests = broker.open(
         keys.REQUEST_QUEUE, dead_letter=keys.DEAD_LETTER_QUEUE, max_receives=settings.max_receives
     )
@@ -20,7 +22,7 @@ def open_backend(settings: Settings) -> Backend:
     def fleet(max_workers: int) -> Fleet:
         from .process_fleet import ProcessFleet
 
-        return ProcessFleet(store, settings, max_workers=max_workers,
+        return ProcessFleet(store, settings, requests=requests, max_workers=max_workers,
                             threads_per_worker=settings.threads_per_worker())
 
     return Backend(

@@ -1,4 +1,11 @@
-"""An ``ObjectStore`` in a directory: one file per key, atomic replace on put."""
+"""An ``ObjectStore`` in a directory: one file per key, atomic replace on put.
+
+A put writes a temporary file and renames it into place: a reader, or a process killed midway,
+never sees a partial object. With ``durable`` (the default) the file is also fsynced before the
+rename and its directory after it, so an object whose put returned survives a power cut too;
+keys under ``volatile_prefixes`` (heartbeats: rewritten every few seconds, worthless after a
+reboot) skip the fsyncs.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +32,11 @@ class DirectoryStore:
         store.put("inputs/abc", b"...")
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = True,
+                 volatile_prefixes: tuple[str, ...] = ()) -> None:
         self.root = root.resolve()
+        self.durable = durable
+        self.volatile_prefixes = volatile_prefixes
         self._inside_dirs: set[str] = set()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -57,10 +67,16 @@ class DirectoryStore:
                 self._inside_dirs.discard(str(path.parent))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+            sync = self.durable and not key.startswith(self.volatile_prefixes)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
+                    if sync:
+                        fh.flush()
+                        os.fsync(fh.fileno())
                 os.replace(tmp, path)
+                if sync:
+                    _fsync_dir(path.parent)
             except BaseException:
                 _remove_quietly(tmp)
                 raise
@@ -108,6 +124,15 @@ def _translate(exc: OSError, what: str) -> Exception:
     if exc.errno in _FULL_ERRNOS:
         return StorageFull(f"{what}: {exc.strerror} (disk full or read-only state directory)")
     return BackendUnavailable(f"{what}: {exc}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (the new name is in the directory's data)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_quietly(path: str) -> None:

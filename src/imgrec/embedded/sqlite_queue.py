@@ -3,8 +3,10 @@
 Visibility timeouts, receive counts, dead-letter redrive and long polling behave as on SQS.
 Long polling across processes watches ``PRAGMA data_version``, which changes whenever another
 connection commits: a waiting receiver notices a send within a few milliseconds without reading
-any table. WAL mode with ``synchronous=NORMAL``: a committed message survives a process crash
-(a power cut may lose the last transactions).
+any table. WAL mode; with ``durable`` (the default) ``synchronous=FULL``: every commit is
+fsynced before it returns, so a message whose send returned survives a power cut. Without it,
+``synchronous=NORMAL``: a committed message survives a process crash, but a power cut may lose
+the last transactions.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class SqliteBroker:
         requests = broker.open("requests", dead_letter="requests-dead", max_receives=5)
     """
 
-    def __init__(self, path: Path, *, default_visibility_s: float = DEFAULT_VISIBILITY_S) -> None:
+    def __init__(self, path: Path, *, default_visibility_s: float = DEFAULT_VISIBILITY_S,
+                 durable: bool = True) -> None:
         self.path = path
         self.default_visibility_s = default_visibility_s
         self._lock = threading.RLock()
@@ -68,7 +71,7 @@ class SqliteBroker:
                 path, timeout=10.0, isolation_level=None, check_same_thread=False
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise _translate(exc, f"cannot open queue database {path}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from .. import __version__, keys
 from ..autoscale.controller import Controller
@@ -22,12 +24,16 @@ from ..config import Settings
 from ..errors import ImgrecError
 from ..messages import ClassifyResult
 from ..ports import Backend, Fleet
+from ..retention import Janitor
 from ..worker.dead_letters import DeadLetterResponder
 from . import page
 from .auth import ApiKeyAuth
+from .backlog import Admission, BacklogGate
+from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .limits import BodySizeLimit, ClientConcurrency
 from .metrics import ControllerCollector, WebMetrics
+from .presence import WebPresence
 from .replies import ReplyDispatcher
 from .schemas import Classification, ErrorBody, Health, Job, JobAccepted
 from .service import ClassifyService
@@ -45,7 +51,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         415: "The file is not an image.",
         422: "The image is corrupt or too large to decode.",
         429: "Too many requests in progress from this client.",
-        503: "The queue or store is unreachable.",
+        503: "The queue or store is unreachable, or the backlog is at its cap (see "
+             "Retry-After).",
         504: "No answer in time; poll the job id given.",
     }.items()
 }
@@ -71,7 +78,11 @@ class Scaling:
 
 
 class Runtime:
-    """What the app holds while it runs: backend, reply queue, dispatcher, service, scaling."""
+    """What the app holds while it runs: backend, reply queue, dispatcher, service, scaling.
+
+    Also this web tier's heartbeat (``presence``: it removes the reply queues of dead web
+    tiers) and, on the embedded backend, the janitor that enforces retention.
+    """
 
     def __init__(self, settings: Settings, backend: Backend | None,
                  scaling: Scaling | None = None) -> None:
@@ -79,21 +90,44 @@ class Runtime:
         self.backend = backend or open_backend(settings)
         self.scaling = scaling
         self.reply_queue_name = keys.reply_queue_name()
+        self.presence = WebPresence(
+            self.backend.store, self.backend.broker, self.reply_queue_name,
+            interval_s=settings.web_heartbeat_s, grace_s=settings.reply_queue_grace_s,
+        )
+        try:
+            self.presence.beat()  # before the queue exists: no queue without its record
+        except ImgrecError as exc:  # the next beats try again; serving matters more
+            log.warning("web-tier heartbeat not written (%s); if this process dies before a "
+                        "beat succeeds, its reply queue is left behind", exc)
         reply_queue = self.backend.broker.open(self.reply_queue_name)
         self.metrics = WebMetrics(self.backend)
         self.dispatcher = ReplyDispatcher(
-            reply_queue, self.backend.store, on_tracked_answer=self.metrics.observe
+            reply_queue, self.backend.store, on_tracked_answer=self.metrics.observe,
+            reopen=lambda: self.backend.broker.open(self.reply_queue_name),
+        )
+        self.calls = DeadlineCalls(settings.backend_timeout_s)
+        self.backlog = BacklogGate(
+            self.backend.requests, self.calls, max_backlog=settings.max_backlog,
+            rate_per_s=lambda: self.metrics.recent.stats().answered_per_s,
         )
         self.service = ClassifyService(
             self.backend, self.dispatcher, self.reply_queue_name,
-            sync_timeout_s=settings.sync_timeout_s,
+            sync_timeout_s=settings.sync_timeout_s, calls=self.calls,
+            retention_s=settings.retention_days * 86400,
         )
         self.dead_letters = DeadLetterResponder(self.backend)
         self.limits = ClientConcurrency(settings.max_concurrent_per_client)
+        self.janitor = Janitor(
+            self.backend.store, retention_s=settings.retention_days * 86400,
+            interval_s=settings.janitor_interval_s,
+        ) if settings.backend == "embedded" else None  # on AWS: S3 lifecycle rules
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.dispatcher.start(loop)
         self.dead_letters.start()
+        self.presence.start()
+        if self.janitor is not None:
+            self.janitor.start()
         if self.scaling is not None:
             controller = self.scaling.controller
             controller.answers = self.metrics.recent
@@ -104,12 +138,19 @@ class Runtime:
         if self.scaling is not None:
             self.scaling.controller.stop()
             self.scaling.fleet.close()
+        if self.janitor is not None:
+            self.janitor.stop()
         self.dead_letters.stop()
         self.dispatcher.stop()
         try:
             self.backend.broker.delete_queue(self.reply_queue_name)
         except ImgrecError as exc:
-            log.warning("reply queue %s not deleted: %s", self.reply_queue_name, exc)
+            log.warning("reply queue %s not deleted (it is removed %.0f s after this web "
+                        "tier's last heartbeat): %s", self.reply_queue_name,
+                        self.settings.reply_queue_grace_s, exc)
+        else:
+            self.presence.stop()
+        self.calls.close()
 
 
 class RuntimeHolder:
@@ -164,6 +205,35 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+@asynccontextmanager
+async def _admitted(rt: Runtime, request: Request) -> AsyncIterator[Admission]:
+    """Hold one of the client's slots (429 past its cap) and a place in the backlog (503 past
+    the cap). A refusal comes before the upload is parsed, so it is cheap under overload; the
+    body is still read (and dropped) first, so the client sees the answer, not a reset."""
+    client = _client_address(request)
+    try:
+        with rt.limits.slot(client):
+            try:
+                admission = await rt.backlog.admit()
+            except ApiError:
+                await _drain(request)
+                raise
+            try:
+                yield admission
+            finally:
+                admission.close()
+    except ApiError as exc:
+        if exc.status == 429:
+            await _drain(request)
+        raise
+
+
+async def _drain(request: Request) -> None:
+    with contextlib.suppress(ClientDisconnect):
+        async for _chunk in request.stream():
+            pass
+
+
 async def _accept(rt: Runtime, request: Request, fields: tuple[str, ...]) -> Upload:
     return await read_upload(
         request, fields, max_bytes=rt.settings.max_upload_bytes,
@@ -174,11 +244,10 @@ async def _accept(rt: Runtime, request: Request, fields: tuple[str, ...]) -> Upl
 async def _classify(
     rt: Runtime, request: Request, fields: tuple[str, ...]
 ) -> tuple[Upload, ClassifyResult]:
-    client = _client_address(request)
     started = time.perf_counter()
-    with rt.limits.slot(client):
+    async with _admitted(rt, request) as admission:
         upload = await _accept(rt, request, fields)
-        request_id, future = await rt.service.submit(upload, wait=True)
+        request_id, future = await rt.service.submit(upload, wait=True, admission=admission)
         assert future is not None
         result = await rt.service.wait(request_id, future)
     rt.metrics.observe(result, time.perf_counter() - started)
@@ -230,10 +299,9 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
     )
     async def submit_job(request: Request, response: Response) -> JobAccepted:
         rt = holder.get()
-        client = _client_address(request)
-        with rt.limits.slot(client):
+        async with _admitted(rt, request) as admission:
             upload = await _accept(rt, request, API_FIELDS)
-            request_id, _ = await rt.service.submit(upload, wait=False)
+            request_id, _ = await rt.service.submit(upload, wait=False, admission=admission)
         poll = f"/api/v1/jobs/{request_id}"
         response.headers["Location"] = poll
         return JobAccepted(id=request_id, poll=poll)
@@ -242,7 +310,10 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
         "/api/v1/jobs/{job_id}",
         response_model=Job,
         summary="A job's state and, once done, its result",
-        responses={404: {"model": ErrorBody, "description": "No such job."}},
+        responses={404: {"model": ErrorBody, "description": "No such job."},
+                   410: {"model": ErrorBody,
+                         "description": "The job is past retention; its result was deleted."},
+                   503: {"model": ErrorBody, "description": "Backend unreachable."}},
     )
     async def get_job(job_id: str) -> Job:
         status = await holder.get().service.lookup(job_id)
@@ -257,12 +328,12 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
              responses={503: {"model": ErrorBody, "description": "Backend unreachable."}})
     async def healthz() -> Health:
         rt = holder.get()
-        depth = await run_in_threadpool(rt.backend.requests.depth)
+        depth = await rt.calls.run("reading the queue depth", rt.backend.requests.depth)
         return Health(status="ok", backend=rt.backend.description,
                       queue_visible=depth.visible, queue_in_flight=depth.in_flight)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         rt = holder.get()
-        await run_in_threadpool(rt.metrics.refresh)
+        await rt.calls.run("reading the queue depth", rt.metrics.refresh)
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,8 @@
 
 One thread long-polls the reply queue and resolves an ``asyncio.Future`` per request id on the
 event loop. Each request is resolved once: a duplicate reply (a redelivered request answered
-again) or a reply nobody waits for any more is deleted and ignored.
+again; counted in ``duplicates``) or a reply nobody waits for any more (``unclaimed``) is
+deleted and ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .. import keys
-from ..errors import ImgrecError, ObjectNotFound, RetryableError
+from ..errors import ImgrecError, ObjectNotFound, QueueNotFound, RetryableError
 from ..messages import ClassifyResult, MessageError, Reply
 from ..ports import ObjectStore, Queue
 
@@ -33,22 +34,34 @@ class ReplyDispatcher:
     def __init__(
         self, queue: Queue, store: ObjectStore, *, poll_wait_s: float = 1.0,
         on_tracked_answer: AnswerHook | None = None,
+        reopen: Callable[[], Queue] | None = None,
     ) -> None:
         self.queue = queue
+        # Our queue can vanish (deleted as orphaned while this web tier could not beat, e.g.
+        # during an outage longer than the grace period); ``reopen`` creates it again.
+        self.reopen = reopen
         self.store = store
         self.poll_wait_s = poll_wait_s
         self.on_tracked_answer = on_tracked_answer
         # Asynchronous jobs nobody waits for: their replies only feed the throughput figures.
         self._tracked: OrderedDict[str, float] = OrderedDict()
+        # Requests already answered, so that a second reply for one (a redelivered request
+        # answered again) is counted as a duplicate; the most recent ``_MAX_TRACKED`` are kept.
+        self._answered: OrderedDict[str, None] = OrderedDict()
         self.unclaimed = 0
+        self.duplicates = 0
         self._waiters: dict[str, asyncio.Future[ClassifyResult]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Resolve futures on ``loop`` (``start`` does this; ``dispatch_once`` callers too)."""
         self._loop = loop
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.bind(loop)
         self._thread = threading.Thread(target=self._run, name="reply-dispatcher", daemon=True)
         self._thread.start()
 
@@ -82,26 +95,43 @@ class ReplyDispatcher:
         with self._lock:
             return len(self._waiters)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                messages = self.queue.receive(_RECEIVE_BATCH, wait_s=self.poll_wait_s)
-            except RetryableError as exc:
-                log.warning("reply queue unreachable: %s", exc)
-                self._stop.wait(_BACKOFF_S)
-                continue
-            except ImgrecError as exc:
-                log.error("reply queue failed: %s", exc)
-                self._stop.wait(_BACKOFF_S)
-                continue
-            if not messages:
-                continue
-            for msg in messages:
-                self._dispatch(msg.body)
+    def dispatch_once(self, wait_s: float = 0.0) -> int:
+        """Receive one batch of replies, resolve their waiters, delete them; return how many.
+
+        The dispatcher's thread does this in a loop; a test can drive it step by step.
+        """
+        messages = self.queue.receive(_RECEIVE_BATCH, wait_s=wait_s)
+        for msg in messages:
+            self._dispatch(msg.body)
+        if messages:
             try:
                 self.queue.delete([m.receipt for m in messages])
             except ImgrecError as exc:
                 log.warning("replies not deleted (they will be ignored when seen again): %s", exc)
+        return len(messages)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.dispatch_once(self.poll_wait_s)
+            except RetryableError as exc:
+                log.warning("reply queue unreachable: %s", exc)
+                self._stop.wait(_BACKOFF_S)
+            except QueueNotFound as exc:
+                self._reopen(exc)
+            except ImgrecError as exc:
+                log.error("reply queue failed: %s", exc)
+                self._stop.wait(_BACKOFF_S)
+
+    def _reopen(self, exc: QueueNotFound) -> None:
+        log.error("reply queue %s is gone (%s); creating it again", self.queue.name, exc)
+        if self.reopen is not None:
+            try:
+                self.queue = self.reopen()
+                return
+            except ImgrecError as again:
+                log.warning("reply queue not created again yet: %s", again)
+        self._stop.wait(_BACKOFF_S)
 
     def _dispatch(self, body: str) -> None:
         try:
@@ -110,8 +140,13 @@ class ReplyDispatcher:
             log.error("ignoring malformed reply: %s", exc)
             return
         with self._lock:
+            if reply.request_id in self._answered:
+                self.duplicates += 1
+                return
             future = self._waiters.pop(reply.request_id, None)
             submitted = self._tracked.pop(reply.request_id, None) if future is None else None
+            if future is not None or submitted is not None:
+                self._note_answered(reply.request_id)
         if future is None:
             if submitted is not None and reply.result is not None and self.on_tracked_answer:
                 self.on_tracked_answer(reply.result, time.monotonic() - submitted)
@@ -121,10 +156,16 @@ class ReplyDispatcher:
         result = reply.result or self._fetch(reply.request_id)
         if result is None:
             with self._lock:
+                self._answered.pop(reply.request_id, None)
                 self._waiters[reply.request_id] = future
             return
         assert self._loop is not None
         self._loop.call_soon_threadsafe(_resolve, future, result)
+
+    def _note_answered(self, request_id: str) -> None:
+        self._answered[request_id] = None
+        if len(self._answered) > _MAX_TRACKED:
+            self._answered.popitem(last=False)
 
     def _fetch(self, request_id: str) -> ClassifyResult | None:
         try:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 
 from ..ports import WorkerInfo, WorkerState
 
@@ -95,6 +94,7 @@ def status_router(runtime: Callable[[], Runtime]) -> APIRouter:
 
     @router.get("/api/v1/status", summary="Queue, workers, scaling decisions and throughput")
     async def status() -> dict[str, Any]:
-        return await run_in_threadpool(build_status, runtime())
+        rt = runtime()
+        return await rt.calls.run("reading the status", build_status, rt)
 
     return router

@@ -3,6 +3,10 @@
 The fleet and the autoscaler read them to tell starting, ready, busy and draining workers apart,
 the same way on one machine and on EC2. Busy/ready flips are written at most every
 ``min_interval_s`` so a busy worker does not write once per batch; other changes at once.
+
+A worker supervised by a local fleet also lists the receipts of the requests it holds
+(``receipts``), written before it starts on them: when the fleet sees the process die it makes
+those requests visible again at once instead of after the visibility timeout.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import keys
 from ..errors import ImgrecError
@@ -33,6 +38,7 @@ class HeartbeatRecord:
     processed: int
     pid: int
     host: str
+    receipts: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return json.dumps({**self.__dict__, "state": self.state.value}).encode()
@@ -66,8 +72,20 @@ class Heartbeat:
             idle_since=None, processed=0, pid=os.getpid(), host=socket.gethostname(),
         )
         self._written_state: WorkerState | None = None
+        self._lock = threading.Lock()
 
-    def beat(self, state: WorkerState, *, processed: int | None = None) -> None:
+    def beat(self, state: WorkerState | None = None, *, processed: int | None = None,
+             receipts: list[str] | None = None) -> None:
+        """Record ``state`` (None: unchanged); write it when it changed or a beat is due.
+
+        New ``receipts`` are always written at once: the fleet must see them before the
+        worker starts on the requests.
+        """
+        with self._lock:
+            self._beat(state or self.record.state, processed, receipts)
+
+    def _beat(self, state: WorkerState, processed: int | None,
+              receipts: list[str] | None) -> None:
         now = self._clock()
         rec = self.record
         changed = state != rec.state
@@ -83,7 +101,10 @@ class Heartbeat:
         # A flip held back by min_interval_s is written at the next beat after it, not 2 s later.
         deferred = state != self._written_state and now - rec.updated_at >= self.min_interval_s
         rec.state = state
-        if (changed and not flip_too_soon) or due or deferred:
+        held_changed = receipts is not None and receipts != rec.receipts
+        if receipts is not None:
+            rec.receipts = list(receipts)
+        if (changed and not flip_too_soon) or due or deferred or held_changed:
             rec.updated_at = now
             self._written_state = state
             try:

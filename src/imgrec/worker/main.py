@@ -59,7 +59,10 @@ def run_worker(
     Heartbeat(backend.store, worker_id).beat(WorkerState.STARTING)
     opened = time.perf_counter()
     classifier = load_classifier(settings.model, threads=settings.threads_per_worker())
-    worker = Worker(backend, classifier, settings, worker_id=worker_id)
+    # A worker with a parent is supervised by the local process fleet, which releases the
+    # requests it holds when it dies (from the receipts in its heartbeat).
+    worker = Worker(backend, classifier, settings, worker_id=worker_id,
+                    report_receipts=parent_pid is not None)
     ready = time.perf_counter()
     log.info("worker %s ready in %.0f ms (imports %.0f, backend %.0f, model %.0f)",
              worker_id, (ready - started) * 1000, (imported - started) * 1000,
