@@ -217,15 +217,43 @@ class MissingKeyForbidden:
     rewritten: int = 0
 
     def handle(self, call: Call, forward: Forward) -> Reply | None:
-        if call.service != "s3" or call.method not in ("GET", "HEAD"):
+        if call.service != "s3" or call.action not in ("GETObject", "HEADObject"):
             return None
         reply = forward()
-        if reply.status != 404:
+        if reply.status != 404 or (call.method == "GET" and b"NoSuchKey" not in reply.body):
             return reply
         self.rewritten += 1
         if call.method == "HEAD":
             return Reply(403, {"Content-Type": "application/xml"}, b"")
         return s3_error("AccessDenied", "Access Denied", 403)
+
+
+@dataclass
+class SqsBatchEntriesFail:
+    """The first ``operation`` call fails for entries ``ids`` (HTTP 200 with a ``Failed`` list,
+    as SQS documents); the others reach moto. ``calls`` records each call's entry ids."""
+
+    operation: str  # SendMessageBatch, DeleteMessageBatch
+    ids: set[str]
+    sender_fault: bool = False
+    calls: list[list[str]] = field(default_factory=list)
+
+    def handle(self, call: Call, forward: Forward) -> Reply | None:
+        if call.service != "sqs" or call.action != self.operation:
+            return None
+        body = json.loads(call.body)
+        self.calls.append([e["Id"] for e in body["Entries"]])
+        if len(self.calls) > 1:
+            return None
+        dropped = [e["Id"] for e in body["Entries"] if e["Id"] in self.ids]
+        body["Entries"] = [e for e in body["Entries"] if e["Id"] not in self.ids]
+        call.body = json.dumps(body).encode()
+        reply = forward()
+        answer = json.loads(reply.body)
+        answer["Failed"] = [{"Id": i, "SenderFault": self.sender_fault, "Code": "InternalError",
+                             "Message": "We encountered an internal error. Please try again."}
+                            for i in dropped]
+        return Reply(reply.status, reply.headers, json.dumps(answer).encode())
 
 
 class FaultProxy:

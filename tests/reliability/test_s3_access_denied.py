@@ -2,9 +2,9 @@
 (the worker role has no ListBucket on the inputs bucket). A missing input must then be an error
 result for that one request, never a worker crash (issue 12, item 6).
 
-moto always says 404, so a small HTTP proxy (``http_faults.py``) sits between the worker's S3
-client and moto and rewrites each 404 ``NoSuchKey`` (and a bodiless 404 to a HEAD) into the 403
-S3 sends.
+moto always says 404, so the fault proxy (``tests/helpers/aws_faults``) sits between the
+worker's S3 client and moto and rewrites each 404 ``NoSuchKey`` (and a bodiless 404 to a HEAD)
+into the 403 S3 sends.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import DevPhoto
 from tests.helpers import aws_adapters
 from tests.helpers.aws_adapters import Endpoint
-from tests.reliability.http_faults import Exchange, RewritingProxy
+from tests.helpers.aws_faults import FaultProxy, MissingKeyForbidden
 
 from imgrec import keys
 from imgrec.aws.s3_store import S3Store
@@ -34,24 +34,11 @@ from imgrec.worker.loop import Worker
 pytestmark = pytest.mark.aws
 moto = aws_adapters.moto_fixture
 
-ACCESS_DENIED = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-    b"<Message>Access Denied</Message><RequestId>4442587FB7D0A2F9</RequestId>"
-    b"<HostId>bm8gaG9zdCBpZA==</HostId></Error>"
-)
-
-
-def _deny_missing_keys(ex: Exchange) -> None:
-    """A 404 for a missing key becomes the 403 S3 sends a caller without s3:ListBucket."""
-    if ex.status == 404 and (ex.method == "HEAD" or b"<Code>NoSuchKey</Code>" in ex.response_body):
-        ex.status = 403
-        ex.response_body = b"" if ex.method == "HEAD" else ACCESS_DENIED
-        ex.response_headers = [("Content-Type", "application/xml")]
-
-
 @pytest.fixture
-def denying_s3(moto: Endpoint) -> Iterator[RewritingProxy]:
-    with RewritingProxy(moto.url, on_response=_deny_missing_keys) as proxy:
+def denying_s3(moto: Endpoint) -> Iterator[FaultProxy]:
+    """S3 answering a missing key with 403, as it does for a caller without s3:ListBucket."""
+    with FaultProxy(moto.url) as proxy:
+        proxy.add(MissingKeyForbidden())
         yield proxy
 
 
@@ -60,7 +47,7 @@ def _no_fleet(_max: int) -> Fleet:
 
 
 def test_a_missing_input_read_as_403_is_an_error_result_not_a_crash(
-    moto: Endpoint, denying_s3: RewritingProxy, dev_photos: list[DevPhoto], tmp_path: Path,
+    moto: Endpoint, denying_s3: FaultProxy, dev_photos: list[DevPhoto], tmp_path: Path,
 ) -> None:
     bucket = f"inputs-{uuid.uuid4().hex[:8]}"
     moto.client("s3").create_bucket(Bucket=bucket)
@@ -94,8 +81,9 @@ def test_a_missing_input_read_as_403_is_an_error_result_not_a_crash(
     worker = Worker(backend, load_classifier("mobilenet_v2", threads=1), settings)
     counters = worker.run(threading.Event(), until_empty=True)
 
-    denied = [ex.path for ex in denying_s3.exchanges if ex.status == 403]
-    assert len(denied) >= 3, denied  # the probe above, then the worker's two reads
+    [denial] = denying_s3.faults
+    assert isinstance(denial, MissingKeyForbidden)
+    assert denial.rewritten >= 3  # the probe above, then the worker's two reads
     answers: dict[str, ClassifyResult | None] = {}
     for _ in range(5):
         if len(answers) == 3:

@@ -2,21 +2,20 @@
 that a batch call can return 200 with a ``Failed`` list) is retried for those entries alone:
 nothing sent twice, nothing left undeleted (issue 12, item 10).
 
-moto accepts whole batches, so a proxy (``http_faults.py``) drops the chosen entries from the
-first batch call before moto sees it and answers for them as SQS does: ``Failed`` with
-``SenderFault: false`` and ``InternalError``.
+moto accepts whole batches, so the fault proxy (``tests/helpers/aws_faults``) drops the chosen
+entries from the first batch call before moto sees it and answers for them as SQS does:
+``Failed`` with ``SenderFault: false`` and ``InternalError``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from tests.helpers import aws_adapters
 from tests.helpers.aws_adapters import Endpoint
-from tests.reliability.http_faults import Exchange, RewritingProxy
+from tests.helpers.aws_faults import FaultProxy, SqsBatchEntriesFail
 
 from imgrec.aws.sqs_queue import SqsBroker
 from imgrec.errors import PermanentError
@@ -25,46 +24,15 @@ pytestmark = pytest.mark.aws
 moto = aws_adapters.moto_fixture
 
 
-class FailEntriesOnce:
-    """On the first call of ``operation``, entries ``ids`` fail on AWS's side (or the sender's)."""
-
-    def __init__(self, operation: str, ids: set[str], *, sender_fault: bool = False) -> None:
-        self.operation = f"AmazonSQS.{operation}"
-        self.ids = ids
-        self.sender_fault = sender_fault
-        self.calls: list[list[str]] = []
-        self._dropped: list[str] = []
-
-    def on_request(self, ex: Exchange) -> None:
-        if ex.target != self.operation:
-            return
-        body = json.loads(ex.body)
-        self.calls.append([e["Id"] for e in body["Entries"]])
-        if len(self.calls) == 1:
-            self._dropped = [e["Id"] for e in body["Entries"] if e["Id"] in self.ids]
-            body["Entries"] = [e for e in body["Entries"] if e["Id"] not in self.ids]
-            ex.body = json.dumps(body).encode()
-
-    def on_response(self, ex: Exchange) -> None:
-        if ex.target != self.operation or not self._dropped:
-            return
-        body = json.loads(ex.response_body)
-        body["Failed"] = [{"Id": i, "SenderFault": self.sender_fault, "Code": "InternalError",
-                           "Message": "We encountered an internal error. Please try again."}
-                          for i in self._dropped]
-        self._dropped = []
-        ex.response_body = json.dumps(body).encode()
-
-
 @contextmanager
-def _broker_behind(moto: Endpoint, fault: FailEntriesOnce) -> Iterator[SqsBroker]:
-    with RewritingProxy(moto.url, on_request=fault.on_request,
-                        on_response=fault.on_response) as proxy:
+def _broker_behind(moto: Endpoint, fault: SqsBatchEntriesFail) -> Iterator[SqsBroker]:
+    with FaultProxy(moto.url) as proxy:
+        proxy.add(fault)
         yield SqsBroker(Endpoint(proxy.url).client("sqs"), lambda name: f"pb-{name}")
 
 
 def test_a_partly_failed_send_resends_only_the_failed_entries(moto: Endpoint) -> None:
-    fault = FailEntriesOnce("SendMessageBatch", {"3", "7"})
+    fault = SqsBatchEntriesFail("SendMessageBatch", {"3", "7"})
     with _broker_behind(moto, fault) as broker:
         queue = broker.open("requests")
         bodies = [f"m{i}" for i in range(10)]
@@ -80,7 +48,7 @@ def test_a_partly_failed_send_resends_only_the_failed_entries(moto: Endpoint) ->
 
 
 def test_a_partly_failed_delete_deletes_only_the_failed_entries_again(moto: Endpoint) -> None:
-    fault = FailEntriesOnce("DeleteMessageBatch", {"0", "5"})
+    fault = SqsBatchEntriesFail("DeleteMessageBatch", {"0", "5"})
     with _broker_behind(moto, fault) as broker:
         queue = broker.open("requests")
         queue.send([f"m{i}" for i in range(6)])
@@ -93,7 +61,7 @@ def test_a_partly_failed_delete_deletes_only_the_failed_entries_again(moto: Endp
 
 
 def test_a_sender_fault_is_permanent_and_not_retried(moto: Endpoint) -> None:
-    fault = FailEntriesOnce("SendMessageBatch", {"1"}, sender_fault=True)
+    fault = SqsBatchEntriesFail("SendMessageBatch", {"1"}, sender_fault=True)
     with _broker_behind(moto, fault) as broker:
         queue = broker.open("requests")
         with pytest.raises(PermanentError, match="InternalError"):
