@@ -6,6 +6,7 @@ a queue whose depth the test sets and a fleet that records what it was told.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -52,7 +53,7 @@ class RecordingFleet:
     def list(self) -> list[WorkerInfo]:
         return list(self.workers.values())
 
-    def launch(self, count: int) -> list[str]:
+    def launch(self, count: int) -> builtins.list[str]:
         ids = [f"w{len(self.launched) + i}" for i in range(count)]
         for worker_id in ids:
             self.workers[worker_id] = WorkerInfo(worker_id, WorkerState.STARTING,
