@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 from tests.helpers.server import run_server
 
+from imgrec import keys
+
 HOSTILE_NAMES = [
     "../../etc/passwd",
     "../../../../../../tmp/imgrec-escape.jpg",
@@ -40,7 +42,8 @@ def test_uploads_are_stored_under_generated_keys(tmp_path: Path, dev_images: Pat
     stored = sorted(p.relative_to(objects).as_posix() for p in objects.rglob("*") if p.is_file())
     for key in stored:
         top, _, rest = key.partition("/")
-        assert top in ("inputs", "results", "heartbeats"), key
+        assert f"{top}/" in (keys.INPUTS_PREFIX, keys.RESULTS_PREFIX, keys.HEARTBEATS_PREFIX,
+                             keys.AUTOSCALE_PREFIX, keys.WEB_TIERS_PREFIX), key
         if top == "inputs":
             assert _HEX32.match(rest), key
         elif top == "results":

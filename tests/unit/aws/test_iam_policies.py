@@ -44,8 +44,8 @@ def test_parliament_finds_nothing_unexplained(tier: str) -> None:
 def test_no_wildcard_matches_another_stacks_queues(other: str) -> None:
     theirs = StackNames(other, NAMES.account, NAMES.region)
     their_queues = [theirs.queue_arn(q) for q in (
-        theirs.request_queue, theirs.dead_letter_queue, theirs.reply_queue_prefix + "0123abcd4567",
-        theirs.queue("replies-0123abcd4567"))]
+        theirs.request_queue, theirs.dead_letter_queue, theirs.reply_queue_prefix + "tier1",
+        theirs.queue("replies-tier1"))]
     for policy in POLICIES.values():
         for statement in policy["Statement"]:
             if not any(a.startswith("sqs:") for a in statement["Action"]):
