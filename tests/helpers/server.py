@@ -7,10 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from imgrec.loadgen import health
 
@@ -69,3 +72,16 @@ def run_server(state_dir: Path, *args: str, env: dict[str, str] | None = None,
         yield server
     finally:
         server.stop()
+
+
+def classify_each(url: str, photos: Sequence[Path], *, concurrency: int = 5) -> list[int]:
+    """POST each photo to ``url``'s /api/v1/classify; their top-1 class indexes, in order."""
+
+    def classify(path: Path) -> int:
+        resp = httpx.post(f"{url}/api/v1/classify", files={"file": (path.name, path.read_bytes())},
+                          timeout=90)
+        assert resp.status_code == 200, resp.text
+        return int(resp.json()["class_index"])
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(classify, photos))

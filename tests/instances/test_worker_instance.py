@@ -9,14 +9,12 @@ profile's credentials, installs offline, and systemd starts ``imgrec-worker.serv
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from tests.conftest import DevPhoto
 from tests.helpers.aws_adapters import Endpoint
-from tests.helpers.server import run_server
+from tests.helpers.server import classify_each, run_server
 
 from imgrec.aws.provision import UpOptions, open_stack
 from imgrec.deploy import BOOT_STARTED
@@ -56,16 +54,7 @@ def test_a_worker_instance_installs_offline_and_answers_requests(
             console = harness.console(worker.instance_id) or ""
             assert f"{BOOT_STARTED} imgrec-worker.service" in console
 
-            def classify(photo: DevPhoto) -> int:
-                resp = httpx.post(f"{server.url}/api/v1/classify",
-                                  files={"file": (photo.path.name, photo.path.read_bytes())},
-                                  timeout=90)
-                assert resp.status_code == 200, resp.text
-                return int(resp.json()["class_index"])
-
-            with ThreadPoolExecutor(max_workers=5) as pool:
-                got = list(pool.map(classify, photos))
-            assert got == expected
+            assert classify_each(server.url, [p.path for p in photos]) == expected
         # Stopping, the web tier terminated the worker it launched; the harness powered it off.
         gone = harness.wait_until_gone(worker.instance_id, timeout_s=120)
         assert gone.end_reason == "instance terminated in EC2", gone.end_reason

@@ -5,15 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from tests.conftest import DevPhoto
 from tests.helpers.aws_adapters import Endpoint
-from tests.helpers.server import run_server
+from tests.helpers.server import classify_each, run_server
 
 from imgrec.aws.provision import UpOptions, open_stack
 from imgrec.model.classifier import Classification, load_classifier
@@ -62,15 +60,7 @@ def test_web_tier_and_workers_on_moto_answer_every_photo(
         as server,
         local_workers(2, tmp_path) as workers,
     ):
-        def classify(photo: DevPhoto) -> int:
-            resp = httpx.post(f"{server.url}/api/v1/classify",
-                              files={"file": (photo.path.name, photo.path.read_bytes())},
-                              timeout=90)
-            assert resp.status_code == 200, resp.text
-            return int(resp.json()["class_index"])
-
-        with ThreadPoolExecutor(max_workers=5) as pool:
-            got = list(pool.map(classify, photos))
+        got = classify_each(server.url, [p.path for p in photos])
         assert all(w.poll() is None for w in workers)
     assert got == expected
     outputs = open_stack("t1", None).names.outputs_bucket
