@@ -37,6 +37,7 @@ AWS_DEFAULTS: dict[str, float | int] = {
     "max_workers": 20,
     "idle_before_drain_s": 120.0,
     "sync_timeout_s": 300.0,
+    "poll_wait_s": 1.0,  # SQS waits whole seconds; shorter would be a busy loop of receives
 }
 
 
@@ -109,7 +110,9 @@ class Settings(BaseSettings):
         4.0, ge=0, le=1000, description="How long a worker waits to fill a batch once it has one."
     )
     poll_wait_s: float = Field(
-        1.0, gt=0, le=20, description="Long-poll wait of an idle worker's receive."
+        0.25, gt=0, le=20, description="Long-poll wait of an idle worker's receive; a "
+        "drained idle worker exits when it returns.",
+        json_schema_extra={"default_text": "0.25 (aws: 1)"},
     )
     visibility_timeout_s: float = Field(
         6.0, gt=0,

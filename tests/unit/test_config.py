@@ -47,3 +47,13 @@ def test_onnx_threads_share_the_cores_between_workers(
 ) -> None:
     settings = Settings(workers=workers, max_workers=max_workers, worker_threads=threads)
     assert settings.threads_per_worker() == expected
+
+
+def test_idle_workers_long_poll_sqs_but_wake_often_on_sqlite() -> None:
+    from imgrec.aws.sqs_queue import wait_seconds
+
+    aws = load_settings(backend="aws", stack="demo")
+    # SQS rounds a wait to whole seconds: under half a second would be a busy loop of calls.
+    assert wait_seconds(aws.poll_wait_s) >= 1
+    # A drained local worker leaves when its receive returns: within a fraction of a second.
+    assert Settings().poll_wait_s < aws.poll_wait_s

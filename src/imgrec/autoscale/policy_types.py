@@ -46,7 +46,7 @@ class PolicySettings:
     scale_in_delay_s: float = 0.0
     idle_before_drain_s: float = 1.0
     target_latency_s: float | None = None  # None: 1.5 x the boot time
-    utilisation: float = 0.9  # the busy fraction workers are sized for
+    utilisation: float = 1.0  # the busy fraction workers are sized for
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_workers <= self.max_workers:

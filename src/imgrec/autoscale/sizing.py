@@ -18,6 +18,9 @@ from collections.abc import Sequence
 
 _EPS = 1e-9
 DEFAULT_TARGET_BOOTS = 1.5  # without a target: clear a backlog within 1.5 boot times
+# Not worth a boot: a need of less than this fraction of a worker beyond whole ones, or a
+# backlog that the workers in hand clear within this fraction of the deadline past it.
+SLACK = 0.05
 
 
 def ceil_count(x: float) -> int:
@@ -37,10 +40,14 @@ def deadline_s(target_latency_s: float | None, boot_s: float) -> float:
 
 
 def workers_for_rate(arrival_rate: float, rate_per_worker: float, utilisation: float) -> int:
-    """Workers that serve ``arrival_rate`` requests/s with each busy ``utilisation`` of the time."""
+    """Workers that serve ``arrival_rate`` requests/s with each busy ``utilisation`` of the time.
+
+    A fraction of a worker within ``SLACK`` is left to the backlog rule: sized at full use, a
+    rate just over whole workers would otherwise keep one more nearly idle all the time.
+    """
     if arrival_rate <= 0:
         return 0
-    return ceil_count(arrival_rate / (rate_per_worker * utilisation))
+    return max(1, ceil_count(arrival_rate / (rate_per_worker * utilisation) - SLACK))
 
 
 def work_before(
@@ -56,10 +63,12 @@ def extra_for_backlog(
     serving: int, starting_left_s: Sequence[float],
 ) -> int:
     """The fewest workers to launch so that the backlog, and what arrives meanwhile, is served
-    by ``deadline``; 0 when the current workers manage (a launch would not help)."""
+    by ``deadline``; 0 when the current workers manage (a launch would not help), or finish
+    within ``SLACK`` of the deadline after it (a boot costs more than that lateness)."""
     demand = backlog + arrival_rate * deadline
     short = demand - work_before(deadline, rate_per_worker, serving, starting_left_s)
-    if short <= _EPS:
+    in_hand = serving + len(starting_left_s)
+    if short <= _EPS or short <= SLACK * deadline * rate_per_worker * in_hand:
         return 0
     per_new = rate_per_worker * max(deadline - boot_s, _EPS)
     return ceil_count(short / per_new)

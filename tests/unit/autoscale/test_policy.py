@@ -278,26 +278,27 @@ def test_warm_no_launch_when_serving_workers_clear_the_backlog_by_the_deadline()
 def test_a_steady_stream_is_sized_by_its_rate() -> None:
     stream = Stream(PolicySettings(max_workers=15))
     for t in range(120):
-        d = stream.tick(float(t), 10.0, [B, B, B])
-    assert d.inputs is not None and d.inputs.arrival_rate == pytest.approx(10.0, abs=0.2)
-    assert d.inputs.for_rate == 3  # 10/s at 5/s each, 90 % busy
+        d = stream.tick(float(t), 12.0, [B, B, B])
+    assert d.inputs is not None and d.inputs.arrival_rate == pytest.approx(12.0, abs=0.2)
+    assert d.inputs.for_rate == 3  # 12/s at 5/s each: 2.4 workers
     assert not d.is_action
 
 
 def test_the_fleet_grows_ahead_of_a_rising_rate() -> None:
     stream = Stream(PolicySettings(max_workers=15))
     launched = 0
-    for t in range(81):  # the rate climbs 0.1/s per s: 8/s at t=80, 12/s a boot time later
+    # The rate climbs 0.1/s per s: two workers serve 10/s, reached at t=100.
+    for t in range(100):
         d = stream.tick(float(t), 0.1 * t, [B, B])
         launched += d.launch
-    assert launched >= 1, "did not scale ahead although 2 workers will not serve 12/s"
+    assert launched >= 1, "did not scale ahead of the rate that 2 workers cannot serve"
 
 
 def test_ski_rental_capacity_for_a_rate_is_kept_one_boot_time_after_it_fell() -> None:
     stream = Stream(PolicySettings(max_workers=15))
     workers = [B] * 5
     for t in range(120):
-        stream.tick(float(t), 20.0, workers)
+        stream.tick(float(t), 22.0, workers)  # 4.4 workers: 5
     drained_at = None
     for t in range(120, 300):
         # Random dispatch: every worker is briefly idle now and then, none for long.

@@ -214,6 +214,7 @@ def test_goal_day_at_keda_latency_under_half_its_cost(spec: str) -> None:
 
 
 @pytest.mark.parametrize(("spec", "rate"), [("burst:100", 50.0), ("burst:100", 0.5),
+                                            ("diurnal:20:3600", 5.0),
                                             ("poisson:diurnal:20:3600@3", 5.0),
                                             ("bursty", 5.0), ("steady", 5.0)])
 def test_goal_cold_is_no_worse_than_the_previous_policy(spec: str, rate: float) -> None:

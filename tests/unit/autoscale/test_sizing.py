@@ -32,8 +32,10 @@ def test_deadline(target: float | None, boot: float, deadline: float) -> None:
 
 
 @pytest.mark.parametrize(("arrivals", "rate", "utilisation", "workers"), [
-    (0.0, 5.0, 0.9, 0), (0.01, 5.0, 0.9, 1), (4.5, 5.0, 0.9, 1), (4.6, 5.0, 0.9, 2),
+    (0.0, 5.0, 0.9, 0), (0.01, 5.0, 0.9, 1), (4.5, 5.0, 0.9, 1), (4.8, 5.0, 0.9, 2),
     (20.0, 5.0, 0.9, 5), (20.0, 5.0, 1.0, 4),
+    # Less than SLACK of a worker more is not worth a boot: the backlog rule covers it.
+    (20.2, 5.0, 1.0, 4), (20.3, 5.0, 1.0, 5),
 ])
 def test_workers_for_rate(arrivals: float, rate: float, utilisation: float, workers: int) -> None:
     assert workers_for_rate(arrivals, rate, utilisation) == workers
@@ -53,6 +55,13 @@ def test_serving_and_starting_workers_count_before_the_deadline() -> None:
     # Ten launched a tick ago are still counted: no second launch for the same burst.
     left = starting_left_s([0.0] * 10, 40.0, now=1.0)
     assert extra_for_backlog(100, 0.0, 0.5, 40.0, 60.0, 0, left) == 0
+
+
+def test_a_shortfall_within_the_slack_launches_nothing() -> None:
+    # 4 workers at 5/s serve 1200 in 60 s; 4 queued + 20/s arriving is 4 short: those 4 are
+    # 0.2 s late, not worth a 40 s boot. 100 short (5 s late, past 5 % of 60 s) is.
+    assert extra_for_backlog(4, 20.0, 5.0, 40.0, 60.0, serving=4, starting_left_s=[]) == 0
+    assert extra_for_backlog(100, 20.0, 5.0, 40.0, 60.0, serving=4, starting_left_s=[]) == 1
 
 
 def test_arrivals_during_the_deadline_count_as_work() -> None:
