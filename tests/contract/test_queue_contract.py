@@ -117,19 +117,32 @@ def test_dead_letter_after_max_receives(broker: QueueBroker, queue_name: str) ->
     assert [m.body for m in moved] == ["poison"]
 
 
-def test_concurrent_receivers_never_share_a_message(broker: QueueBroker, queue_name: str) -> None:
+def test_concurrent_receivers_get_every_message(
+    broker: QueueBroker, queue_name: str, request: pytest.FixtureRequest
+) -> None:
+    """Nothing is lost between receivers; SQLite also never hands one message to two of them.
+
+    SQS standard queues deliver at least once (a copy may come twice, and moto's receive has
+    no lock between threads: getmoto/moto#519); the workers are built for it (a redelivered
+    request reuses its stored result).
+    """
+    exactly_once = request.node.callspec.params["broker"] == "sqlite"
     q = broker.open(queue_name)
     bodies = [f"m{i}" for i in range(60)]
     for start in range(0, len(bodies), 10):
         q.send(bodies[start:start + 10])
     seen: list[str] = []
     lock = threading.Lock()
+    give_up = time.monotonic() + 30
 
     def consume() -> None:
-        while True:
+        # An empty receive does not mean an empty queue (SQS samples its servers, moto under
+        # load answers late): stop once everything is seen, not at the first empty answer.
+        while time.monotonic() < give_up:
+            with lock:
+                if set(seen) >= set(bodies):
+                    return
             got = q.receive(10, wait_s=0.5, visibility_s=60)
-            if not got:
-                return
             with lock:
                 seen.extend(m.body for m in got)
             q.delete([m.receipt for m in got])
@@ -139,7 +152,9 @@ def test_concurrent_receivers_never_share_a_message(broker: QueueBroker, queue_n
         t.start()
     for t in threads:
         t.join()
-    assert sorted(seen) == sorted(bodies)
+    assert set(seen) == set(bodies)
+    if exactly_once:
+        assert sorted(seen) == sorted(bodies)
 
 
 def test_open_without_create_raises_for_a_missing_queue(
