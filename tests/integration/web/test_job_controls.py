@@ -161,3 +161,18 @@ def test_deadlines_and_cancels_stop_work_before_inference(tmp_path: Path,
     assert states[doomed]["status"] == "cancelled" and states[doomed]["result"] is None
     assert finished.status_code == 409, finished.text
     assert finished.json()["error"] == "job_finished" and finished.json()["job_status"] == "done"
+
+
+def test_the_openapi_schema_documents_keys_deadlines_cancel_and_states(
+    server: RunningServer,
+) -> None:
+    schema = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    for route in ("/", "/api/v1/classify", "/api/v1/jobs"):
+        post = schema["paths"][route]["post"]
+        assert {p["name"] for p in post["parameters"]} >= {"Idempotency-Key", "X-Deadline-S"}
+        assert {"400", "409", "504"} <= set(post["responses"]), route
+    cancel = schema["paths"]["/api/v1/jobs/{job_id}"]["delete"]
+    assert {"200", "404", "409", "410"} <= set(cancel["responses"])
+    status = schema["components"]["schemas"]["Job"]["properties"]["status"]
+    assert set(status["enum"]) == {"queued", "done", "failed", "cancelled", "deadline_exceeded"}
+    assert "deadline_exceeded" in status["description"]
