@@ -54,13 +54,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         413: "The file is over the upload limit.",
         415: "The file is not an image.",
         422: "The image is corrupt or too large to decode.",
+        408: "Synchronous routes: the request's own deadline (X-Deadline-S) passed before an "
+             "answer (deadline_exceeded); poll the job id given.",
         409: "The Idempotency-Key was used before for a different image "
              "(idempotency_key_reused); synchronous routes: the job was cancelled.",
         429: "Too many requests in progress from this client.",
         503: "The queue or store is unreachable, or the backlog is at its cap (see "
              "Retry-After).",
-        504: "No answer in time, or the request's deadline passed before a worker took it "
-             "(deadline_exceeded); poll the job id given.",
+        504: "No answer within the wait limit (IMGREC_SYNC_TIMEOUT_S); poll the job id given.",
     }.items()
 }
 

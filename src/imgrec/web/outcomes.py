@@ -6,9 +6,12 @@ from ..job_states import state_of
 from ..messages import ClassifyResult
 from .errors import ApiError
 
-# cancelled: someone else ended the job (409); deadline_exceeded: the client's own time ran out
-# before a worker took it (504, as a wait that ran out); anything else: the image (422).
-_STATUS = {"cancelled": 409, "deadline_exceeded": 504}
+# cancelled: someone else ended the job (409). deadline_exceeded: the client's own deadline
+# (X-Deadline-S) passed before a worker took it: 408, as Twirp maps its deadline_exceeded; a 5xx
+# would blame the service for the client's choice (504 stays for the server's own wait limit).
+# Anything else: the image (422).
+DEADLINE_STATUS = 408
+_STATUS = {"cancelled": 409, "deadline_exceeded": DEADLINE_STATUS}
 
 
 def raise_unless_done(result: ClassifyResult) -> None:

@@ -31,6 +31,7 @@ from .deadline import DeadlineCalls
 from .errors import ApiError
 from .idempotency import IdempotencyKeys, IdempotencyRecord, check_same_image, image_digest
 from .job_options import JobOptions
+from .outcomes import DEADLINE_STATUS
 from .replies import ReplyDispatcher
 from .uploads import Upload
 
@@ -170,8 +171,8 @@ class ClassifyService:
             self.backend.store.delete(request.key)
 
     async def wait(self, request_id: str, future: asyncio.Future[ClassifyResult]) -> ClassifyResult:
-        """The result, or 504 with the job id to poll once ``sync_timeout_s`` (or the request's
-        own shorter deadline) has passed."""
+        """The result; or, with the job id to poll, 504 once ``sync_timeout_s`` has passed, 408
+        once the request's own shorter deadline has."""
         own = self._deadlines.pop(request_id, None)
         timeout_s = self.sync_timeout_s
         if own is not None:
@@ -179,10 +180,12 @@ class ClassifyService:
         try:
             return await asyncio.wait_for(future, timeout=timeout_s)
         except TimeoutError:
-            code = "timeout" if timeout_s == self.sync_timeout_s else "deadline_exceeded"
+            own_binds = timeout_s < self.sync_timeout_s
             raise ApiError(
-                504, code,
-                f"No answer within {timeout_s:g} s, the request's deadline. A worker that "
+                DEADLINE_STATUS if own_binds else 504,
+                "deadline_exceeded" if own_binds else "timeout",
+                f"No answer within {timeout_s:g} s, the request's "
+                f"{'deadline (X-Deadline-S)' if own_binds else 'wait limit'}. A worker that "
                 "takes it from now on answers deadline_exceeded without classifying it; one "
                 f"that already took it finishes. Poll /api/v1/jobs/{request_id} for the outcome.",
                 job_id=request_id, poll=f"/api/v1/jobs/{request_id}",
