@@ -16,6 +16,7 @@ HEARTBEATS_PREFIX = "heartbeats/"
 AUTOSCALE_PREFIX = "autoscale/"
 ESTIMATES_KEY = f"{AUTOSCALE_PREFIX}estimates.json"  # measured worker rate and boot time
 WEB_TIERS_PREFIX = "web-tiers/"  # one heartbeat per web-tier process: its reply queue's life
+IDEMPOTENCY_PREFIX = "idempotency/"  # one record per Idempotency-Key: job id + image digest
 
 REQUEST_QUEUE = "requests"
 DEAD_LETTER_QUEUE = "requests-dead"
@@ -60,6 +61,11 @@ def input_key(request_id: str) -> str:
 
 def result_key(request_id: str) -> str:
     return f"{RESULTS_PREFIX}{request_id}.json"
+
+
+def idempotency_record_key(key_digest: str) -> str:
+    """Where the record of an Idempotency-Key lives; named by the key's sha256, never the key."""
+    return f"{IDEMPOTENCY_PREFIX}{key_digest}.json"
 
 
 def heartbeat_key(worker_id: str) -> str:

@@ -24,19 +24,25 @@ class MessageError(PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class ClassifyRequest:
-    """Classify the image stored at ``key`` and answer on the queue ``reply_to`` (if any)."""
+    """Classify the image stored at ``key`` and answer on the queue ``reply_to`` (if any).
+
+    ``deadline`` (Unix seconds, optional: ``dl`` on the wire, absent in older messages) is when
+    the client stops caring: a worker that takes the request later answers
+    ``deadline_exceeded`` without running the model.
+    """
 
     request_id: str
     key: str
     reply_to: str | None
     sent_at: float
+    deadline: float | None = None
 
     def encode(self) -> str:
-        body = json.dumps(
-            {"v": WIRE_VERSION, "id": self.request_id, "key": self.key,
-             "reply_to": self.reply_to, "t": round(self.sent_at, 6)},
-            separators=(",", ":"),
-        )
+        fields: dict[str, Any] = {"v": WIRE_VERSION, "id": self.request_id, "key": self.key,
+                                  "reply_to": self.reply_to, "t": round(self.sent_at, 6)}
+        if self.deadline is not None:
+            fields["dl"] = round(self.deadline, 3)
+        body = json.dumps(fields, separators=(",", ":"))
         if len(body.encode()) > MAX_MESSAGE_BYTES:
             raise MessageError(f"request message is {len(body)} bytes, over {MAX_MESSAGE_BYTES}")
         return body
@@ -50,6 +56,7 @@ class ClassifyRequest:
                 key=str(data["key"]),
                 reply_to=None if data.get("reply_to") is None else str(data["reply_to"]),
                 sent_at=float(data.get("t", 0.0)),
+                deadline=None if data.get("dl") is None else float(data["dl"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"malformed request message: {exc}") from exc

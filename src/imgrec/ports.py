@@ -36,6 +36,15 @@ class ObjectStore(Protocol):
         """Store ``data`` under ``key``, replacing any previous object."""
         ...
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store ``data`` under ``key`` only if no object is there; False if one already was.
+
+        Atomic across processes and machines (a directory: a hard link; S3: a conditional
+        ``PutObject`` with ``If-None-Match: *``): of several callers racing on one key exactly
+        one gets True. The first write wins; nothing is replaced.
+        """
+        ...
+
     def get(self, key: str) -> bytes:
         """Return the object's bytes; raise ``ObjectNotFound`` if there is none."""
         ...

@@ -1,6 +1,7 @@
 """Retention: uploads and results live ``retention_days``, then they go.
 
-On AWS, S3 lifecycle rules (set by ``imgrec aws up``) expire ``inputs/`` and ``results/``; on
+On AWS, S3 lifecycle rules (set by ``imgrec aws up``) expire ``inputs/``, ``results/`` and
+``idempotency/`` (the records of idempotency keys, which expire with their job); on
 one machine the ``Janitor`` does, sweeping the store every ``janitor_interval_s``. A request id
 carries its creation time (``keys.request_id_time``), so the age of a job is known from its id
 alone: the janitor needs no timestamps from the store, and a job whose objects are gone
@@ -15,13 +16,14 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 
 from . import keys
-from .errors import ImgrecError
+from .errors import ImgrecError, ObjectNotFound
 from .ports import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -70,10 +72,28 @@ class Janitor:
                 if is_expired(request_id, self.retention_s, now):
                     self.store.delete(key)
                     deleted += 1
+        deleted += self._sweep_idempotency(now)
         self.deleted += deleted
         if deleted:
             log.info("janitor: deleted %d object(s) older than %.3g days", deleted,
                      self.retention_s / 86400)
+        return deleted
+
+    def _sweep_idempotency(self, now: float) -> int:
+        """Idempotency records are named by the key, not the job: read each for its job id."""
+        deleted = 0
+        for key in list(self.store.list(keys.IDEMPOTENCY_PREFIX)):
+            try:
+                raw = self.store.get(key)
+            except ObjectNotFound:
+                continue
+            try:
+                request_id = str(json.loads(raw)["id"])
+            except (ValueError, TypeError, KeyError):
+                request_id = ""  # unreadable: of no use to anyone
+            if not request_id or is_expired(request_id, self.retention_s, now):
+                self.store.delete(key)
+                deleted += 1
         return deleted
 
     def start(self) -> None:

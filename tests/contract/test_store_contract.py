@@ -62,3 +62,31 @@ def test_unicode_keys_round_trip(store: ObjectStore) -> None:
     store.put("inputs/фото ü.jpg", b"1")
     assert store.get("inputs/фото ü.jpg") == b"1"
     assert list(store.list("inputs/")) == ["inputs/фото ü.jpg"]
+
+
+def test_put_if_absent_writes_only_the_first_time(store: ObjectStore) -> None:
+    assert store.put_if_absent("idempotency/k.json", b"first") is True
+    assert store.put_if_absent("idempotency/k.json", b"second") is False
+    assert store.get("idempotency/k.json") == b"first"
+    assert list(store.list("idempotency/")) == ["idempotency/k.json"]
+    store.delete("idempotency/k.json")
+    assert store.put_if_absent("idempotency/k.json", b"third") is True
+    assert store.get("idempotency/k.json") == b"third"
+
+
+def test_put_if_absent_does_not_replace_a_plain_put(store: ObjectStore) -> None:
+    store.put("results/x.json", b"stored")
+    assert store.put_if_absent("results/x.json", b"late") is False
+    assert store.get("results/x.json") == b"stored"
+
+
+def test_of_racing_put_if_absent_calls_exactly_one_wins(store: ObjectStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def claim(n: int) -> bool:
+        return store.put_if_absent("idempotency/race.json", str(n).encode())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        won = list(pool.map(claim, range(8)))
+    assert won.count(True) == 1
+    assert store.get("idempotency/race.json") == str(won.index(True)).encode()

@@ -59,6 +59,9 @@ class Tally:
     wrong: list[str] = field(default_factory=list)
     ids: Counter[str] = field(default_factory=Counter)
     jobs: dict[str, str] = field(default_factory=dict)  # unanswered accepted id -> photo
+    # Ids of synchronous requests that got 504: their deadline (the wait) has passed, so a
+    # worker that had not taken them yet answers deadline_exceeded (issue 16).
+    timed_out: set[str] = field(default_factory=set)
     accepted_jobs: int = 0
     jobs_answered: int = 0
     latencies_s: list[float] = field(default_factory=list)
@@ -192,6 +195,9 @@ class Load:
         if resp.status_code == 200 and job.get("status") == "queued":
             return False
         name = self.tally.jobs.pop(job_id)
+        if job.get("status") == "deadline_exceeded" and job_id in self.tally.timed_out:
+            self.tally.jobs_answered += 1
+            return True
         if resp.status_code != 200 or job.get("status") != "done":
             self.tally.unexpected.append(f"job {job_id}: {resp.status_code} {job}")
             return True
@@ -246,6 +252,8 @@ class Load:
         elif resp.status_code in (202, 504):  # accepted: an id to poll (504: not yet answered)
             body = resp.json()
             self.tally.jobs[body.get("id") or body["job_id"]] = name
+            if resp.status_code == 504:
+                self.tally.timed_out.add(body["job_id"])
             self.tally.accepted_jobs += 1
         elif resp.status_code not in (503,):
             self.tally.unexpected.append(f"{kind}: {resp.status_code} {resp.text[:200]}")

@@ -6,9 +6,11 @@ seed; rerun with ``schemathesis run <url>/openapi.json --seed <seed>`` to reprod
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
@@ -35,7 +37,9 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(tmp_path: Path) -> Non
              "--phases", "examples,coverage,fuzzing",
              "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_TIME_S),
              "--request-timeout", "30", "--workers", "1",
-             "--generation-database", "none", "--no-color"],
+             "--generation-database", "none", "--no-color",
+             "--report", "junit,har", "--report-junit-path", str(tmp_path / "junit.xml"),
+             "--report-har-path", str(tmp_path / "requests.har")],
             capture_output=True, text=True, timeout=MAX_TIME_S + 60, cwd=tmp_path,
         )
         still_up = httpx.get(f"{srv.url}/healthz", timeout=10).status_code
@@ -44,3 +48,10 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(tmp_path: Path) -> Non
     assert "passed" in run.stdout
     assert still_up == 200
     assert "Traceback" not in log, log[-4000:]
+    # The job routes of issue 16 are fuzzed too, with their headers.
+    fuzzed = {case.get("name", "") for case in ET.parse(tmp_path / "junit.xml").iter("testcase")}
+    assert {"DELETE /api/v1/jobs/{job_id}", "POST /api/v1/jobs", "POST /api/v1/classify",
+            "POST /"} <= fuzzed, fuzzed
+    entries = json.loads((tmp_path / "requests.har").read_text())["log"]["entries"]
+    sent = {h["name"].lower() for e in entries for h in e["request"]["headers"]}
+    assert {"idempotency-key", "x-deadline-s"} <= sent

@@ -63,3 +63,14 @@ def test_malformed_requests_raise_message_error(body: str) -> None:
 def test_request_over_the_limit_is_refused() -> None:
     with pytest.raises(MessageError):
         ClassifyRequest("a" * 32, "k" * 2000, None, 0.0).encode()
+
+
+def test_a_request_carries_its_deadline_and_older_messages_have_none() -> None:
+    req = ClassifyRequest("a" * 32, "inputs/" + "a" * 32, "replies_0123456789ab", 1700000000.5,
+                          deadline=1700000030.25)
+    body = req.encode()
+    assert json.loads(body)["dl"] == 1700000030.25
+    assert ClassifyRequest.decode(body) == req
+    old = json.dumps({"v": 1, "id": "a" * 32, "key": "inputs/x", "reply_to": None, "t": 1.0})
+    assert ClassifyRequest.decode(old).deadline is None
+    assert "dl" not in json.loads(ClassifyRequest("a" * 32, "k", None, 1.0).encode())

@@ -1,7 +1,8 @@
 """IAM policy documents of a stack (pure): each grants only what its tier needs, on its stack.
 
 Workers read inputs, write results and heartbeats, take requests and answer on reply queues.
-The web tier also uploads inputs, owns its reply queue, reads the dead-letter queue and runs
+The web tier also uploads inputs (and deletes them on cancel), keeps the records of
+idempotency keys, owns its reply queue, reads the dead-letter queue and runs
 the EC2 fleet from the stack's worker launch template.
 """
 
@@ -91,7 +92,8 @@ def web_policy(names: StackNames, launch: WorkerLaunch) -> Policy:
                        [_objects(names, out, keys.RESULTS_PREFIX),
                         _objects(names, out, keys.HEARTBEATS_PREFIX),
                         _objects(names, out, keys.AUTOSCALE_PREFIX),
-                        _objects(names, out, keys.WEB_TIERS_PREFIX)]),
+                        _objects(names, out, keys.WEB_TIERS_PREFIX),
+                        _objects(names, out, keys.IDEMPOTENCY_PREFIX)]),
             _statement("ListBuckets", ["s3:ListBucket"],
                        [names.bucket_arn(inp), names.bucket_arn(out)]),
             _statement("SendRequests", ["sqs:SendMessage", "sqs:GetQueueUrl",

@@ -7,8 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import keys
+from ..errors import BackendUnavailable
 from ..ports import ObjectStore
 from .errors import NOT_FOUND_OBJECT, translated
+
+# S3 answers a conditional put on an existing key with 412; 409 when another conditional write
+# on the key is in progress at that moment (AWS asks to retry).
+_EXISTS_ALREADY = {"PreconditionFailed"}
+_CONFLICT = {"ConditionalRequestConflict"}
 
 
 class S3Store:
@@ -28,6 +34,15 @@ class S3Store:
         keys.validate_key(key)
         with translated(f"cannot write s3://{self.bucket}/{key}"):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        keys.validate_key(key)
+        what = f"cannot write s3://{self.bucket}/{key}"
+        with translated(what, tolerate=_EXISTS_ALREADY | _CONFLICT) as outcome:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+        if outcome.tolerated in _CONFLICT:
+            raise BackendUnavailable(f"{what}: another write of the same key is in progress")
+        return outcome.tolerated is None
 
     def get(self, key: str) -> bytes:
         keys.validate_key(key)
@@ -72,6 +87,9 @@ class StackStore:
 
     def put(self, key: str, data: bytes) -> None:
         self._for(key).put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._for(key).put_if_absent(key, data)
 
     def get(self, key: str) -> bytes:
         return self._for(key).get(key)

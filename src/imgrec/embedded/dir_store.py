@@ -83,6 +83,33 @@ class DirectoryStore:
         except OSError as exc:
             raise _translate(exc, f"cannot write object {key!r}") from exc
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        # The object is written in full under a temporary name first, then hard-linked into
+        # place: link() fails if the name exists, so readers never see a partial object and
+        # of two racing writers exactly one wins.
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+            sync = self.durable and not key.startswith(self.volatile_prefixes)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    if sync:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    return False
+                if sync:
+                    _fsync_dir(path.parent)
+                return True
+            finally:
+                _remove_quietly(tmp)
+        except OSError as exc:
+            raise _translate(exc, f"cannot write object {key!r}") from exc
+
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:

@@ -31,8 +31,11 @@ from .auth import ApiKeyAuth
 from .backlog import Admission, BacklogGate
 from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
+from .job_options import OPENAPI_HEADERS, job_options
+from .job_routes import job_router
 from .limits import BodySizeLimit, ClientConcurrency
 from .metrics import ControllerCollector, WebMetrics
+from .outcomes import raise_unless_done
 from .presence import WebPresence
 from .replies import ReplyDispatcher
 from .schemas import Classification, ErrorBody, Health, Job, JobAccepted
@@ -45,15 +48,20 @@ log = logging.getLogger(__name__)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
-        400: "No file, several files, or an empty file.",
+        400: "No file, several files, or an empty file; an invalid Idempotency-Key or "
+             "X-Deadline-S header.",
         401: "An API key is required (IMGREC_API_KEY is set) and is missing or wrong.",
         413: "The file is over the upload limit.",
         415: "The file is not an image.",
         422: "The image is corrupt or too large to decode.",
+        408: "Synchronous routes: the request's own deadline (X-Deadline-S) passed before an "
+             "answer (deadline_exceeded); poll the job id given.",
+        409: "The Idempotency-Key was used before for a different image "
+             "(idempotency_key_reused); synchronous routes: the job was cancelled.",
         429: "Too many requests in progress from this client.",
         503: "The queue or store is unreachable, or the backlog is at its cap (see "
              "Retry-After).",
-        504: "No answer in time; poll the job id given.",
+        504: "No answer within the wait limit (IMGREC_SYNC_TIMEOUT_S); poll the job id given.",
     }.items()
 }
 
@@ -65,7 +73,8 @@ def _upload_body(fields: tuple[str, ...]) -> dict[str, Any]:
             "required": True,
             "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}},
             "description": f"One image in any one of the fields: {', '.join(fields)}.",
-        }
+        },
+        "parameters": OPENAPI_HEADERS,
     }
 
 
@@ -198,6 +207,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, holder)
     app.include_router(status_router(holder.get))
+    app.include_router(job_router(holder.get))
     return app
 
 
@@ -247,15 +257,12 @@ async def _classify(
     started = time.perf_counter()
     async with _admitted(rt, request) as admission:
         upload = await _accept(rt, request, fields)
-        request_id, future = await rt.service.submit(upload, wait=True, admission=admission)
+        request_id, future = await rt.service.submit(upload, wait=True, admission=admission,
+                                                     options=job_options(request.headers))
         assert future is not None
         result = await rt.service.wait(request_id, future)
     rt.metrics.observe(result, time.perf_counter() - started)
-    if not result.ok:
-        raise ApiError(
-            422, result.error_code or "classification_failed",
-            result.error or "The image could not be classified.", id=result.request_id,
-        )
+    raise_unless_done(result)
     result.timings_ms["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return upload, result
 
@@ -301,7 +308,8 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
         rt = holder.get()
         async with _admitted(rt, request) as admission:
             upload = await _accept(rt, request, API_FIELDS)
-            request_id, _ = await rt.service.submit(upload, wait=False, admission=admission)
+            request_id, _ = await rt.service.submit(upload, wait=False, admission=admission,
+                                                    options=job_options(request.headers))
         poll = f"/api/v1/jobs/{request_id}"
         response.headers["Location"] = poll
         return JobAccepted(id=request_id, poll=poll)
@@ -317,12 +325,7 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
     )
     async def get_job(job_id: str) -> Job:
         status = await holder.get().service.lookup(job_id)
-        result = status.result
-        if result is None:
-            return Job(id=job_id, status=status.state)
-        if not result.ok:
-            return Job(id=job_id, status="failed", error=result.error_code, detail=result.error)
-        return Job(id=job_id, status="done", result=Classification.from_result(result))
+        return Job.from_result(job_id, status.result)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and queue depth",
              responses={503: {"model": ErrorBody, "description": "Backend unreachable."}})

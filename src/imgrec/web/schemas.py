@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..job_states import JobState, state_of
 from ..messages import ClassifyResult
 
 
@@ -45,10 +46,26 @@ class JobAccepted(BaseModel):
 
 class Job(BaseModel):
     id: str
-    status: Literal["queued", "done", "failed"]
+    status: JobState = Field(description=(
+        "queued: waiting for a worker. done: classified, see result. failed: could not be "
+        "classified (error says why, e.g. corrupt_image). cancelled: DELETE came first; never "
+        "classified. deadline_exceeded: no worker took it before its X-Deadline-S; never "
+        "classified. Every state but queued is final."))
     result: Classification | None = None
-    error: str | None = Field(None, description="Error code when status is 'failed'.")
-    detail: str | None = Field(None, description="What went wrong, when status is 'failed'.")
+    error: str | None = Field(None, description=(
+        "Error code when the status is failed, cancelled or deadline_exceeded (for the last "
+        "two it equals the status)."))
+    detail: str | None = Field(None, description="What went wrong, when there is an error.")
+
+    @classmethod
+    def from_result(cls, job_id: str, result: ClassifyResult | None) -> Job:
+        """The job's document: queued without a result, else its state and outcome."""
+        if result is None:
+            return cls(id=job_id, status="queued")
+        if not result.ok:
+            return cls(id=job_id, status=state_of(result), error=result.error_code,
+                       detail=result.error)
+        return cls(id=job_id, status="done", result=Classification.from_result(result))
 
 
 class ErrorBody(BaseModel):

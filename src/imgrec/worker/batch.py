@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .. import keys
+from .. import job_states, keys
 from ..errors import ImageError, ImgrecError, ObjectNotFound, PermanentError
 from ..messages import ClassifyRequest, ClassifyResult, MessageError, Reply, TopPrediction
 from ..model.classifier import Classification, Classifier
@@ -37,6 +37,8 @@ class WorkerCounters:
     failed: int = 0
     reused: int = 0
     malformed: int = 0
+    deadline_exceeded: int = 0  # answered without inference: their deadline had passed
+    superseded: int = 0  # a result was stored first (a cancel): the worker's own was dropped
     replies_undelivered: int = 0
     batch_sizes: list[int] = field(default_factory=list)
 
@@ -118,6 +120,8 @@ class BatchRun:
                 self.malformed.append(msg.receipt)
                 continue
             self._reuse_stored_result(job)
+            if job.result is None:
+                self._check_deadline(job)
             self.jobs.append(job)
         counters.malformed += len(self.malformed)
 
@@ -137,6 +141,15 @@ class BatchRun:
             return
         job.reused = True
         self.tools.counters.reused += 1
+
+    def _check_deadline(self, job: _Job) -> None:
+        """A request past its deadline is answered at once, its image never fetched."""
+        deadline = job.request.deadline
+        if deadline is not None and job.received_at > deadline:
+            job.result = job_states.deadline_result(
+                job.request.request_id, job.received_at - deadline,
+                self.tools.classifier.spec.name)
+            self.tools.counters.deadline_exceeded += 1
 
     def _classify(self) -> None:
         jobs = [job for job in self.jobs if job.result is None]
@@ -189,11 +202,25 @@ class BatchRun:
         return None
 
     def _store(self) -> None:
+        # The first result stored wins (job_states.py): if one is there already (a cancel that
+        # came first), that one is the answer, and this worker's is dropped.
+        store = self.tools.store
         for job in self.jobs:
             if not job.reused:
                 assert job.result is not None
-                self.tools.store.put(keys.result_key(job.request.request_id),
-                                     job.result.to_json())
+                key = keys.result_key(job.request.request_id)
+                if not store.put_if_absent(key, job.result.to_json()):
+                    self._take_stored(job, key)
+
+    def _take_stored(self, job: _Job, key: str) -> None:
+        try:
+            job.result = ClassifyResult.from_json(self.tools.store.get(key))
+        except (ObjectNotFound, MessageError) as exc:  # deleted meanwhile (retention): keep ours
+            log.warning("stored result of %s vanished (%s); storing this one", key, exc)
+            assert job.result is not None
+            self.tools.store.put(key, job.result.to_json())
+            return
+        self.tools.counters.superseded += 1
 
     def _reply(self) -> None:
         by_queue: dict[str, list[str]] = {}

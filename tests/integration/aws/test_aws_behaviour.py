@@ -296,7 +296,7 @@ def test_buckets_expire_what_is_left_behind(moto: Endpoint, backend: Backend) ->
                     for r in s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]}
              for name in names.buckets}
     assert rules[names.inputs_bucket] == {"inputs/": 3}  # retention_days, whole days
-    assert rules[names.outputs_bucket] == {"results/": 3, "heartbeats/": 1,
+    assert rules[names.outputs_bucket] == {"results/": 3, "idempotency/": 3, "heartbeats/": 1,
                                            "web-tiers/": 1}  # not deploy/ nor autoscale/
 
 

@@ -78,6 +78,13 @@ def test_each_tier_calls_only_what_its_policy_allows(
             while httpx.get(f"{server.url}{job['poll']}").json()["status"] == "queued":
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
+            keyed = [httpx.post(f"{server.url}/api/v1/jobs", timeout=30,
+                                headers={"Idempotency-Key": "iam-check"},
+                                files={"file": ("x.jpg", dev_photos[4].path.read_bytes())})
+                     for _ in range(2)]
+            assert [r.status_code for r in keyed] == [202, 202]
+            cancel = httpx.delete(f"{server.url}{keyed[0].json()['poll']}", timeout=30)
+            assert cancel.status_code in (200, 409), cancel.text  # unless already answered
             assert httpx.get(f"{server.url}/api/v1/status").status_code == 200
             time.sleep(1.5)  # a few autoscaler ticks: depth, fleet, heartbeats, estimates
         assert web_calls.count("ec2", "RunInstances") >= 1  # the autoscaler launched

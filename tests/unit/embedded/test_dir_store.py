@@ -35,3 +35,10 @@ def test_a_directory_removed_behind_the_stores_back_is_made_again(tmp_path: Path
     store.put("results/b.json", b"2")
     assert store.get("results/b.json") == b"2"
 
+
+
+def test_put_if_absent_leaves_no_temporary_files(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    assert store.put_if_absent("idempotency/a.json", b"1")
+    assert not store.put_if_absent("idempotency/a.json", b"2")
+    assert sorted(p.name for p in (tmp_path / "idempotency").iterdir()) == ["a.json"]

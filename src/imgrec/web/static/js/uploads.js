@@ -195,7 +195,7 @@ export class UploadList {
       this.setStatus(item, "classified");
       const top = job.result;
       this.announce(`${item.name}: ${top.label}, ${percent(top.probability)}.`);
-    } else if (job.status === "failed") {
+    } else if (job.status !== "queued") {  // failed, cancelled, deadline_exceeded: final
       this.fail(item, new ApiError(job.error || "classification_failed", 200, job.detail || ""));
     }
   }
