@@ -16,6 +16,8 @@ HEARTBEATS_PREFIX = "heartbeats/"
 AUTOSCALE_PREFIX = "autoscale/"
 ESTIMATES_KEY = f"{AUTOSCALE_PREFIX}estimates.json"  # measured worker rate and boot time
 WEB_TIERS_PREFIX = "web-tiers/"  # one heartbeat per web-tier process: its reply queue's life
+CALLBACKS_PREFIX = "callbacks/"  # a job's webhook and its delivery state; expires with the job
+DEAD_LETTERS_PREFIX = "dead-letters/"  # why a request was dead-lettered; expires with the job
 
 REQUEST_QUEUE = "requests"
 DEAD_LETTER_QUEUE = "requests-dead"
@@ -60,6 +62,14 @@ def input_key(request_id: str) -> str:
 
 def result_key(request_id: str) -> str:
     return f"{RESULTS_PREFIX}{request_id}.json"
+
+
+def callback_key(request_id: str) -> str:
+    return f"{CALLBACKS_PREFIX}{request_id}.json"
+
+
+def dead_letter_key(request_id: str) -> str:
+    return f"{DEAD_LETTERS_PREFIX}{request_id}.json"
 
 
 def heartbeat_key(worker_id: str) -> str:

@@ -29,6 +29,7 @@ from ..worker.dead_letters import DeadLetterResponder
 from . import page
 from .auth import ApiKeyAuth
 from .backlog import Admission, BacklogGate
+from .dead_letter_routes import dead_letters_router
 from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .limits import BodySizeLimit, ClientConcurrency
@@ -198,6 +199,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, holder)
     app.include_router(status_router(holder.get))
+    app.include_router(dead_letters_router(holder.get))
     return app
 
 
