@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -32,21 +32,25 @@ from .backlog import Admission, BacklogGate
 from .dead_letter_routes import dead_letters_router
 from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
+from .job_events import job_events_router, read_job
 from .limits import BodySizeLimit, ClientConcurrency
 from .metrics import ControllerCollector, WebMetrics
 from .presence import WebPresence
 from .replies import ReplyDispatcher
 from .schemas import Classification, ErrorBody, Health, Job, JobAccepted
 from .service import ClassifyService
+from .sse import ChangeNotifier
 from .status import status_router
 from .uploads import API_FIELDS, COURSE_FIELDS, Upload, read_upload
+from .webhook_sender import WebhookSender
+from .webhooks import CallbackRefused, check_callback_url
 
 log = logging.getLogger(__name__)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
-        400: "No file, several files, or an empty file.",
+        400: "No file, several files, or an empty file; or a refused callback_url.",
         401: "An API key is required (IMGREC_API_KEY is set) and is missing or wrong.",
         413: "The file is over the upload limit.",
         415: "The file is not an image.",
@@ -117,13 +121,24 @@ class Runtime:
             retention_s=settings.retention_days * 86400,
         )
         self.dead_letters = DeadLetterResponder(self.backend)
+        self.job_changes = ChangeNotifier()
+        self.webhooks = _webhook_sender(settings, self.backend, self.reply_queue_name)
+        self.dispatcher.on_answer = self._answered
         self.limits = ClientConcurrency(settings.max_concurrent_per_client)
         self.janitor = Janitor(
             self.backend.store, retention_s=settings.retention_days * 86400,
             interval_s=settings.janitor_interval_s,
         ) if settings.backend == "embedded" else None  # on AWS: S3 lifecycle rules
 
+    def _answered(self, request_id: str) -> None:
+        self.job_changes.notify(request_id)
+        if self.webhooks is not None:
+            self.webhooks.poke(request_id)
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.job_changes.bind(loop)
+        if self.webhooks is not None:
+            self.webhooks.start()
         self.dispatcher.start(loop)
         self.dead_letters.start()
         self.presence.start()
@@ -143,6 +158,8 @@ class Runtime:
             self.janitor.stop()
         self.dead_letters.stop()
         self.dispatcher.stop()
+        if self.webhooks is not None:
+            self.webhooks.stop()
         try:
             self.backend.broker.delete_queue(self.reply_queue_name)
         except ImgrecError as exc:
@@ -152,6 +169,31 @@ class Runtime:
         else:
             self.presence.stop()
         self.calls.close()
+
+
+def _webhook_sender(settings: Settings, backend: Backend, owner: str) -> WebhookSender | None:
+    if settings.webhook_secret is None:
+        return None
+    return WebhookSender(
+        backend.store, settings.webhook_secret.get_secret_value().encode(), owner=owner,
+        allow_private=settings.webhook_allow_private,
+        max_attempts=settings.webhook_max_attempts, backoff_s=settings.webhook_backoff_s,
+        timeout_s=settings.webhook_timeout_s,
+    )
+
+
+async def _callback(rt: Runtime, url: str | None) -> str | None:
+    """The job's checked callback URL, or a 400 that says why it is refused."""
+    if url is None:
+        return None
+    if rt.webhooks is None:
+        raise ApiError(400, "webhooks_disabled", "This service sends no webhooks: set "
+                       "IMGREC_WEBHOOK_SECRET (the signing key) to allow callback_url.")
+    try:
+        return await run_in_threadpool(check_callback_url, url,
+                                       allow_private=rt.settings.webhook_allow_private)
+    except CallbackRefused as exc:
+        raise ApiError(400, "callback_refused", str(exc)) from exc
 
 
 class RuntimeHolder:
@@ -200,6 +242,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
     _add_routes(app, holder)
     app.include_router(status_router(holder.get))
     app.include_router(dead_letters_router(holder.get))
+    app.include_router(job_events_router(holder.get))
     return app
 
 
@@ -299,11 +342,22 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
         responses=_ERRORS,
         openapi_extra=_upload_body(API_FIELDS),
     )
-    async def submit_job(request: Request, response: Response) -> JobAccepted:
+    async def submit_job(
+        request: Request, response: Response,
+        callback_url: str | None = Query(None, max_length=2048, description=(
+            "POST the finished job's document here, signed (X-Imgrec-Signature: "
+            "t=<unix s>,v1=<hex HMAC-SHA256(IMGREC_WEBHOOK_SECRET, '<t>.' + body)>); retried "
+            "with exponential backoff. Needs IMGREC_WEBHOOK_SECRET; loopback and private "
+            "addresses are refused (400) unless IMGREC_WEBHOOK_ALLOW_PRIVATE.")),
+    ) -> JobAccepted:
         rt = holder.get()
+        callback = await _callback(rt, callback_url)
         async with _admitted(rt, request) as admission:
             upload = await _accept(rt, request, API_FIELDS)
             request_id, _ = await rt.service.submit(upload, wait=False, admission=admission)
+        if callback is not None and rt.webhooks is not None:
+            await rt.calls.run("storing the job's webhook", rt.webhooks.register, request_id,
+                               callback)
         poll = f"/api/v1/jobs/{request_id}"
         response.headers["Location"] = poll
         return JobAccepted(id=request_id, poll=poll)
@@ -318,13 +372,7 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
                    503: {"model": ErrorBody, "description": "Backend unreachable."}},
     )
     async def get_job(job_id: str) -> Job:
-        status = await holder.get().service.lookup(job_id)
-        result = status.result
-        if result is None:
-            return Job(id=job_id, status=status.state)
-        if not result.ok:
-            return Job(id=job_id, status="failed", error=result.error_code, detail=result.error)
-        return Job(id=job_id, status="done", result=Classification.from_result(result))
+        return await read_job(holder.get(), job_id)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and queue depth",
              responses={503: {"model": ErrorBody, "description": "Backend unreachable."}})
