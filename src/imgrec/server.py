@@ -16,6 +16,7 @@ import logging
 import signal
 import socket
 import threading
+import types
 from collections.abc import Iterator
 
 import uvicorn
@@ -29,6 +30,13 @@ log = logging.getLogger(__name__)
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after its shutdown, which would skip draining the workers."""
+
+    def handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
+        # Open event streams would hold the graceful shutdown until its timeout.
+        end_streams = getattr(getattr(self.config.app, "state", None), "end_streams", None)
+        if callable(end_streams):
+            end_streams()
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

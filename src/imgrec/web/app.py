@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -122,6 +123,7 @@ class Runtime:
         )
         self.dead_letters = DeadLetterResponder(self.backend)
         self.job_changes = ChangeNotifier()
+        self.streams_end = threading.Event()  # set on SIGTERM: event streams close
         self.webhooks = _webhook_sender(settings, self.backend, self.reply_queue_name)
         self.dispatcher.on_answer = self._answered
         self.limits = ClientConcurrency(settings.max_concurrent_per_client)
@@ -210,6 +212,11 @@ class RuntimeHolder:
     def set(self, runtime: Runtime | None) -> None:
         self._runtime = runtime
 
+    def end_streams(self) -> None:
+        """Close the open event streams (the server is stopping and waits for responses)."""
+        if self._runtime is not None:
+            self._runtime.streams_end.set()
+
 
 def create_app(settings: Settings, backend: Backend | None = None, *,
                scaling: Scaling | None = None) -> FastAPI:
@@ -240,6 +247,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
     if settings.api_key is not None:  # added last: runs first, before any body is read
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, holder)
+    app.state.end_streams = holder.end_streams
     app.include_router(status_router(holder.get))
     app.include_router(dead_letters_router(holder.get))
     app.include_router(job_events_router(holder.get))

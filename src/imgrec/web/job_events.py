@@ -57,7 +57,7 @@ def _events(rt: Runtime, job_ids: list[str]) -> StreamingResponse:
                      final=job.status != "queued")
 
     return event_stream_response(state_events(job_ids, read, rt.job_changes.wait_any,
-                                              poll_s=POLL_S))
+                                              poll_s=POLL_S, stopping=rt.streams_end.is_set))
 
 
 def job_events_router(runtime: Callable[[], Runtime]) -> APIRouter:

@@ -101,9 +101,14 @@ async def state_events(
     poll_s: float = 2.0,
     keepalive_s: float = 15.0,
     max_s: float = 300.0,
+    stopping: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[bytes]:
-    """Encoded events: each key's state on connect and on every change, until all are final."""
+    """Encoded events: each key's state on connect and on every change, until all are final.
+
+    ``stopping()`` true ends the stream at its next re-read (the server is shutting down and
+    waits for open responses); the client reconnects to another server or after the restart.
+    """
     last: dict[str, dict[str, Any]] = {}
     pending = list(dict.fromkeys(keys))
     started = quiet_since = clock()
@@ -116,7 +121,7 @@ async def state_events(
                 yield encode_event(state.data, event=event)
             if state.final:
                 pending.remove(key)
-        if not pending or clock() - started >= max_s:
+        if not pending or clock() - started >= max_s or stopping():
             return
         if clock() - quiet_since >= keepalive_s:
             quiet_since = clock()

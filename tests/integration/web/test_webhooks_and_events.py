@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +48,10 @@ def _wait_job(url: str, job_id: str, until: str = "delivered") -> dict[str, Any]
         time.sleep(0.1)
 
 
-def _events(url: str) -> list[tuple[str, dict[str, Any]]]:
-    out = []
+def _events(url: str, out: list[tuple[str, dict[str, Any]]] | None = None,
+            ) -> list[tuple[str, dict[str, Any]]]:
+    """The stream's events, until it ends (appended to ``out`` as they come)."""
+    out = [] if out is None else out
     with httpx.stream("GET", url, timeout=60) as resp:
         assert resp.status_code == 200, resp.read()
         assert resp.headers["content-type"].startswith("text/event-stream")
@@ -136,3 +141,47 @@ def test_private_targets_are_refused_unless_allowed(tmp_path: Path, dev_images: 
     with run_server(tmp_path / "state2", "--workers", "0") as srv:
         resp = _submit(srv.url, photo, callback_url="https://example.com/hook")
         assert resp.status_code == 400 and resp.json()["error"] == "webhooks_disabled"
+
+
+def test_a_pending_webhook_is_delivered_by_the_next_web_tier(
+    tmp_path: Path, dev_photos: list[DevPhoto]
+) -> None:
+    state = tmp_path / "state"
+    photo = dev_photos[4]
+    env = {"IMGREC_WEBHOOK_SECRET": SECRET, "IMGREC_WEBHOOK_ALLOW_PRIVATE": "true"}
+    with webhook_receiver() as receiver:
+        with run_server(state, "--workers", "0", env=env) as first:  # no workers: stays queued
+            job_id = _submit(first.url, photo.path, callback_url=receiver.url).json()["id"]
+        worker = subprocess.run(
+            [sys.executable, "-m", "imgrec", "worker", "--state-dir", str(state),
+             "--until-empty", "--threads", "1"], capture_output=True, text=True, timeout=120)
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert receiver.deliveries == []  # the web tier that took the job is gone
+        with run_server(state, "--workers", "0", env=env) as second:
+            assert receiver.arrived.wait(30), "the next web tier did not deliver"
+            job = _wait_job(second.url, job_id)
+    assert job["callback"]["state"] == "delivered"
+    [delivery] = receiver.deliveries
+    assert json.loads(delivery.body)["result"]["class_index"] == photo.class_index
+
+
+def test_open_event_streams_do_not_hold_up_a_shutdown(tmp_path: Path, dev_images: Path) -> None:
+    photo = dev_images / "n01440764_tench.JPEG"
+    env = {"IMGREC_SYNC_TIMEOUT_S": "60"}  # the graceful-shutdown limit follows it
+    with run_server(tmp_path / "state", "--workers", "0", env=env) as srv:
+        job_id = _submit(srv.url, photo).json()["id"]  # no workers: it stays queued
+        seen: list[tuple[str, dict[str, Any]]] = []
+        reader = threading.Thread(
+            target=_events, args=(f"{srv.url}/api/v1/jobs/{job_id}/events", seen))
+        reader.start()
+        deadline = time.monotonic() + 10
+        while not seen:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert srv.stop() == 0
+        stopped_s = time.monotonic() - started
+        reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert [d["status"] for _, d in seen] == ["queued"]
+    assert stopped_s < 20, f"the server took {stopped_s:.1f} s to stop with a stream open"
