@@ -21,7 +21,7 @@ from tests.helpers.webhook_receiver import webhook_receiver
 from imgrec import keys
 from imgrec.web.webhooks import verify
 
-SECRET = "test-webhook-secret"
+SECRET = "test-webhook-secret"  # pragma: allowlist secret
 
 
 @pytest.fixture(scope="module")
