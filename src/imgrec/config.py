@@ -175,6 +175,24 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="If set, every API call and the page need this key."
     )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Key of the HMAC-SHA256 signature on webhook deliveries "
+        "(X-Imgrec-Signature); jobs may name a callback_url only when it is set."
+    )
+    webhook_allow_private: bool = Field(
+        False, description="Allow callback URLs on loopback, private and link-local addresses "
+        "(refused by default: the service must not be a way into its own network)."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=20, description="Webhook deliveries tried before a callback is 'failed'."
+    )
+    webhook_backoff_s: float = Field(
+        2.0, gt=0, le=600, description="Seconds before the first webhook retry; each later "
+        "retry waits twice as long as the one before (at most 300 s)."
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Seconds a webhook receiver has to answer one delivery."
+    )
 
     stack: str | None = Field(None, description="AWS backend: the stack name given to aws up.")
     region: str | None = Field(None, description="AWS backend: region (default: AWS's chain).")

@@ -17,6 +17,8 @@ AUTOSCALE_PREFIX = "autoscale/"
 ESTIMATES_KEY = f"{AUTOSCALE_PREFIX}estimates.json"  # measured worker rate and boot time
 WEB_TIERS_PREFIX = "web-tiers/"  # one heartbeat per web-tier process: its reply queue's life
 IDEMPOTENCY_PREFIX = "idempotency/"  # one record per Idempotency-Key: job id + image digest
+CALLBACKS_PREFIX = "callbacks/"  # a job's webhook and its delivery state; expires with the job
+DEAD_LETTERS_PREFIX = "dead-letters/"  # why a request was dead-lettered; expires with the job
 
 REQUEST_QUEUE = "requests"
 DEAD_LETTER_QUEUE = "requests-dead"
@@ -66,6 +68,12 @@ def result_key(request_id: str) -> str:
 def idempotency_record_key(key_digest: str) -> str:
     """Where the record of an Idempotency-Key lives; named by the key's sha256, never the key."""
     return f"{IDEMPOTENCY_PREFIX}{key_digest}.json"
+def callback_key(request_id: str) -> str:
+    return f"{CALLBACKS_PREFIX}{request_id}.json"
+
+
+def dead_letter_key(request_id: str) -> str:
+    return f"{DEAD_LETTERS_PREFIX}{request_id}.json"
 
 
 def heartbeat_key(worker_id: str) -> str:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 _SWEPT = (
     (keys.INPUTS_PREFIX, ""),
     (keys.RESULTS_PREFIX, ".json"),
+    (keys.CALLBACKS_PREFIX, ".json"),
+    (keys.DEAD_LETTERS_PREFIX, ".json"),
 )
 
 

@@ -16,7 +16,8 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after its shutdown, which would skip draining the workers."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
+        self.on_exit()  # open event streams would hold the graceful shutdown to its timeout
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -77,7 +86,8 @@ def run_server(settings: Settings) -> None:
              settings.port, mode, bounds.min_workers, bounds.max_workers, backend.description)
     server = _Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                       timeout_graceful_shutdown=max(5, int(settings.sync_timeout_s)))
+                       timeout_graceful_shutdown=max(5, int(settings.sync_timeout_s))),
+        on_exit=app.state.end_streams,
     )
     try:
         server.run()

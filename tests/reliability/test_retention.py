@@ -26,15 +26,19 @@ def test_the_janitor_deletes_what_is_past_retention_and_nothing_else(tmp_path: P
     for request_id in (old, young, legacy):
         store.put(keys.input_key(request_id), b"image")
         store.put(keys.result_key(request_id), b"{}")
+        store.put(keys.callback_key(request_id), b"{}")
+        store.put(keys.dead_letter_key(request_id), b"{}")
     store.put(keys.heartbeat_key("w-1"), b"{}")
     for name, request_id in (("old", old), ("young", young)):  # idempotency keys' records
         store.put(keys.idempotency_record_key(name), json.dumps({"id": request_id}).encode())
     janitor = Janitor(store, retention_s=3 * DAY_S, interval_s=60, clock=lambda: now)
 
-    assert janitor.sweep() == 3
+    assert janitor.sweep() == 5  # the old job's input, result, webhook, dead-letter, key record
     assert sorted(store.list()) == sorted([
-        keys.input_key(young), keys.result_key(young), keys.input_key(legacy),
-        keys.result_key(legacy), keys.heartbeat_key("w-1"), keys.idempotency_record_key("young"),
+        keys.input_key(young), keys.result_key(young), keys.callback_key(young),
+        keys.dead_letter_key(young), keys.input_key(legacy), keys.result_key(legacy),
+        keys.callback_key(legacy), keys.dead_letter_key(legacy), keys.heartbeat_key("w-1"),
+        keys.idempotency_record_key("young"),
     ])
     assert janitor.sweep() == 0
     assert is_expired(old, 3 * DAY_S, now) and not is_expired(young, 3 * DAY_S, now)

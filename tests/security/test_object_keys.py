@@ -43,7 +43,8 @@ def test_uploads_are_stored_under_generated_keys(tmp_path: Path, dev_images: Pat
     for key in stored:
         top, _, rest = key.partition("/")
         assert f"{top}/" in (keys.INPUTS_PREFIX, keys.RESULTS_PREFIX, keys.HEARTBEATS_PREFIX,
-                             keys.AUTOSCALE_PREFIX, keys.WEB_TIERS_PREFIX), key
+                             keys.AUTOSCALE_PREFIX, keys.WEB_TIERS_PREFIX,
+                             keys.CALLBACKS_PREFIX, keys.DEAD_LETTERS_PREFIX), key
         if top == "inputs":
             assert _HEX32.match(rest), key
         elif top == "results":

@@ -112,6 +112,8 @@ class Stack:
         days = math.ceil(opts.retention_days)  # S3 expires in whole days
         expiry = {n.inputs_bucket: {keys.INPUTS_PREFIX: days},
                   n.outputs_bucket: {keys.RESULTS_PREFIX: days, keys.IDEMPOTENCY_PREFIX: days,
+                                     keys.CALLBACKS_PREFIX: days,
+                                     keys.DEAD_LETTERS_PREFIX: days,
                                      keys.HEARTBEATS_PREFIX: HEARTBEAT_EXPIRY_DAYS,
                                      keys.WEB_TIERS_PREFIX: HEARTBEAT_EXPIRY_DAYS}}
         for bucket in n.buckets:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -29,8 +30,10 @@ from ..worker.dead_letters import DeadLetterResponder
 from . import page
 from .auth import ApiKeyAuth
 from .backlog import Admission, BacklogGate
+from .dead_letter_routes import dead_letters_router
 from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
+from .job_events import job_events_router, read_job
 from .job_options import OPENAPI_HEADERS, job_options
 from .job_routes import job_router
 from .limits import BodySizeLimit, ClientConcurrency
@@ -40,8 +43,11 @@ from .presence import WebPresence
 from .replies import ReplyDispatcher
 from .schemas import Classification, ErrorBody, Health, Job, JobAccepted
 from .service import ClassifyService
+from .sse import ChangeNotifier
 from .status import status_router
 from .uploads import API_FIELDS, COURSE_FIELDS, Upload, read_upload
+from .webhook_sender import WebhookSender
+from .webhooks import CallbackRefused, check_callback_url
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         400: "No file, several files, or an empty file; an invalid Idempotency-Key or "
-             "X-Deadline-S header.",
+             "X-Deadline-S header; or a refused callback_url.",
         401: "An API key is required (IMGREC_API_KEY is set) and is missing or wrong.",
         413: "The file is over the upload limit.",
         415: "The file is not an image.",
@@ -125,13 +131,25 @@ class Runtime:
             retention_s=settings.retention_days * 86400,
         )
         self.dead_letters = DeadLetterResponder(self.backend)
+        self.job_changes = ChangeNotifier()
+        self.streams_end = threading.Event()  # set on SIGTERM: event streams close
+        self.webhooks = _webhook_sender(settings, self.backend, self.reply_queue_name)
+        self.dispatcher.on_answer = self._answered
         self.limits = ClientConcurrency(settings.max_concurrent_per_client)
         self.janitor = Janitor(
             self.backend.store, retention_s=settings.retention_days * 86400,
             interval_s=settings.janitor_interval_s,
         ) if settings.backend == "embedded" else None  # on AWS: S3 lifecycle rules
 
+    def _answered(self, request_id: str) -> None:
+        self.job_changes.notify(request_id)
+        if self.webhooks is not None:
+            self.webhooks.poke(request_id)
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.job_changes.bind(loop)
+        if self.webhooks is not None:
+            self.webhooks.start()
         self.dispatcher.start(loop)
         self.dead_letters.start()
         self.presence.start()
@@ -151,6 +169,8 @@ class Runtime:
             self.janitor.stop()
         self.dead_letters.stop()
         self.dispatcher.stop()
+        if self.webhooks is not None:
+            self.webhooks.stop()
         try:
             self.backend.broker.delete_queue(self.reply_queue_name)
         except ImgrecError as exc:
@@ -160,6 +180,31 @@ class Runtime:
         else:
             self.presence.stop()
         self.calls.close()
+
+
+def _webhook_sender(settings: Settings, backend: Backend, owner: str) -> WebhookSender | None:
+    if settings.webhook_secret is None:
+        return None
+    return WebhookSender(
+        backend.store, settings.webhook_secret.get_secret_value().encode(), owner=owner,
+        allow_private=settings.webhook_allow_private,
+        max_attempts=settings.webhook_max_attempts, backoff_s=settings.webhook_backoff_s,
+        timeout_s=settings.webhook_timeout_s,
+    )
+
+
+async def _callback(rt: Runtime, url: str | None) -> str | None:
+    """The job's checked callback URL, or a 400 that says why it is refused."""
+    if url is None:
+        return None
+    if rt.webhooks is None:
+        raise ApiError(400, "webhooks_disabled", "This service sends no webhooks: set "
+                       "IMGREC_WEBHOOK_SECRET (the signing key) to allow callback_url.")
+    try:
+        return await run_in_threadpool(check_callback_url, url,
+                                       allow_private=rt.settings.webhook_allow_private)
+    except CallbackRefused as exc:
+        raise ApiError(400, "callback_refused", str(exc)) from exc
 
 
 class RuntimeHolder:
@@ -175,6 +220,11 @@ class RuntimeHolder:
 
     def set(self, runtime: Runtime | None) -> None:
         self._runtime = runtime
+
+    def end_streams(self) -> None:
+        """Close the open event streams (the server is stopping and waits for responses)."""
+        if self._runtime is not None:
+            self._runtime.streams_end.set()
 
 
 def create_app(settings: Settings, backend: Backend | None = None, *,
@@ -206,8 +256,11 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
     if settings.api_key is not None:  # added last: runs first, before any body is read
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, holder)
+    app.state.end_streams = holder.end_streams
     app.include_router(status_router(holder.get))
     app.include_router(job_router(holder.get))
+    app.include_router(dead_letters_router(holder.get))
+    app.include_router(job_events_router(holder.get))
     return app
 
 
@@ -304,12 +357,23 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
         responses=_ERRORS,
         openapi_extra=_upload_body(API_FIELDS),
     )
-    async def submit_job(request: Request, response: Response) -> JobAccepted:
+    async def submit_job(
+        request: Request, response: Response,
+        callback_url: str | None = Query(None, max_length=2048, description=(
+            "POST the finished job's document here, signed (X-Imgrec-Signature: "
+            "t=<unix s>,v1=<hex HMAC-SHA256(IMGREC_WEBHOOK_SECRET, '<t>.' + body)>); retried "
+            "with exponential backoff. Needs IMGREC_WEBHOOK_SECRET; loopback and private "
+            "addresses are refused (400) unless IMGREC_WEBHOOK_ALLOW_PRIVATE.")),
+    ) -> JobAccepted:
         rt = holder.get()
+        callback = await _callback(rt, callback_url)
         async with _admitted(rt, request) as admission:
             upload = await _accept(rt, request, API_FIELDS)
             request_id, _ = await rt.service.submit(upload, wait=False, admission=admission,
                                                     options=job_options(request.headers))
+        if callback is not None and rt.webhooks is not None:
+            await rt.calls.run("storing the job's webhook", rt.webhooks.register, request_id,
+                               callback)
         poll = f"/api/v1/jobs/{request_id}"
         response.headers["Location"] = poll
         return JobAccepted(id=request_id, poll=poll)
@@ -324,8 +388,7 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
                    503: {"model": ErrorBody, "description": "Backend unreachable."}},
     )
     async def get_job(job_id: str) -> Job:
-        status = await holder.get().service.lookup(job_id)
-        return Job.from_result(job_id, status.result)
+        return await read_job(holder.get(), job_id)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and queue depth",
              responses={503: {"model": ErrorBody, "description": "Backend unreachable."}})

@@ -43,6 +43,9 @@ class ReplyDispatcher:
         self.store = store
         self.poll_wait_s = poll_wait_s
         self.on_tracked_answer = on_tracked_answer
+        # Called (in the dispatcher's thread) with the id of every request answered here:
+        # wakes its event streams and its webhook.
+        self.on_answer: Callable[[str], None] | None = None
         # Asynchronous jobs nobody waits for: their replies only feed the throughput figures.
         self._tracked: OrderedDict[str, float] = OrderedDict()
         # Requests already answered, so that a second reply for one (a redelivered request
@@ -143,6 +146,9 @@ class ReplyDispatcher:
             if reply.request_id in self._answered:
                 self.duplicates += 1
                 return
+        if self.on_answer is not None:
+            self.on_answer(reply.request_id)
+        with self._lock:
             future = self._waiters.pop(reply.request_id, None)
             submitted = self._tracked.pop(reply.request_id, None) if future is None else None
             if future is not None or submitted is not None:

@@ -44,6 +44,19 @@ class JobAccepted(BaseModel):
     poll: str = Field(description="URL to GET for the job's state and result.")
 
 
+class CallbackDelivery(BaseModel):
+    """How the job's webhook (``callback_url``) delivery went."""
+
+    url: str = Field(description="Where the result is POSTed.")
+    state: Literal["pending", "delivered", "failed"] = Field(
+        description="pending: not (yet) accepted by the receiver; failed: every attempt failed.")
+    attempts: int = Field(description="Deliveries tried so far.")
+    last_status: int | None = Field(None, description="HTTP status of the last attempt.")
+    last_error: str | None = Field(None, description="What went wrong in the last attempt.")
+    next_attempt_at: float | None = Field(None, description="Next retry, Unix seconds.")
+    delivered_at: float | None = Field(None, description="When a 2xx came back, Unix seconds.")
+
+
 class Job(BaseModel):
     id: str
     status: JobState = Field(description=(
@@ -56,6 +69,8 @@ class Job(BaseModel):
         "Error code when the status is failed, cancelled or deadline_exceeded (for the last "
         "two it equals the status)."))
     detail: str | None = Field(None, description="What went wrong, when there is an error.")
+    callback: CallbackDelivery | None = Field(
+        None, description="The webhook's delivery state, when the job named a callback_url.")
 
     @classmethod
     def from_result(cls, job_id: str, result: ClassifyResult | None) -> Job:

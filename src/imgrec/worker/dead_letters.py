@@ -2,7 +2,8 @@
 
 A request lands there after ``max_receives`` deliveries without being deleted: the workers that
 took it crashed or were killed each time. The responder stores an error result (unless a
-result exists after all), replies to the waiting web tier and deletes the dead letter.
+result exists after all) and a dead-letter record with the reason (``imgrec.dead_letters``:
+list, replay, purge), replies to the waiting web tier and deletes the dead letter.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import threading
 
 from .. import keys
+from ..dead_letters import FAILED_CODE, record_dead_letter
 from ..errors import ImgrecError, ObjectNotFound, QueueNotFound
 from ..messages import ClassifyRequest, ClassifyResult, MessageError, Reply
 from ..ports import Backend
@@ -50,23 +52,25 @@ class DeadLetterResponder:
                 log.error("dropping malformed dead letter: %s", exc)
                 done.append(msg.receipt)
                 continue
-            self._answer(request)
+            # The dead-letter queue's own receive counts too (both adapters keep the count).
+            self._answer(request, receive_count=max(1, msg.receive_count - 1))
             done.append(msg.receipt)
         if done:
             self.backend.dead_letters.delete(done)
         self.answered += len(done)
         return len(done)
 
-    def _answer(self, request: ClassifyRequest) -> None:
+    def _answer(self, request: ClassifyRequest, *, receive_count: int) -> None:
         store = self.backend.store
         key = keys.result_key(request.request_id)
         try:
             result = ClassifyResult.from_json(store.get(key))
         except (ObjectNotFound, MessageError):
+            letter = record_dead_letter(store, request, receive_count)
             result = ClassifyResult.failure(
-                request.request_id, "processing_failed",
-                "The request failed repeatedly (its workers crashed or timed out) and was "
-                "set aside; try another image or report it.",
+                request.request_id, FAILED_CODE,
+                "The request failed repeatedly and was set aside (see `imgrec dlq show "
+                f"{request.request_id}`). {letter.reason}",
             )
             store.put(key, result.to_json())
         log.warning("dead-lettered request %s answered with %s", request.request_id,

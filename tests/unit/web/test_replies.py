@@ -84,3 +84,18 @@ def test_replies_to_tracked_jobs_report_their_latency(tmp_path: Path) -> None:
     assert [rid for rid, _ in seen] == ["d" * 32]
     assert 0 <= seen[0][1] < 5
     assert dispatcher.unclaimed == 0
+
+
+def test_on_answer_hears_each_answered_request_once(tmp_path: Path) -> None:
+    queue = SqliteBroker(tmp_path / "q.db").open("replies-t")
+    dispatcher = ReplyDispatcher(queue, DirectoryStore(tmp_path / "o"))
+    heard: list[str] = []
+    dispatcher.on_answer = heard.append
+    dispatcher.track("a" * 32)
+    body = Reply("a" * 32, _result("a" * 32)).encode()
+    queue.send([body, body, Reply("b" * 32, _result("b" * 32)).encode()])
+    handled = 0
+    while handled < 3:
+        handled += dispatcher.dispatch_once(wait_s=1.0)
+    assert heard == ["a" * 32, "b" * 32]  # not the duplicate of a
+    assert dispatcher.duplicates == 1

@@ -1,11 +1,13 @@
 // The upload list: each photo goes waiting -> uploading -> queued -> classified | failed.
-// Photos are queued as jobs (POST /api/v1/jobs) a few at a time, then polled until answered,
-// so a hundred files upload quickly and each shows its own state.
+// Photos are queued as jobs (POST /api/v1/jobs) a few at a time; one server-sent event stream
+// (GET /api/v1/job-events) brings every queued photo's answer, so a hundred files upload
+// quickly, each shows its own state, and nothing polls.
 
 import { ApiError, apiFetch, friendlyError } from "./api.js";
+import { streamEvents } from "./events.js";
 
 const UPLOAD_CONCURRENCY = 4;
-const POLL_CONCURRENCY = 6;
+const MAX_STREAM_IDS = 150; // the ids go in the URL
 const MAX_ATTEMPTS = 6;
 const STATUS_TEXT = {
   waiting: "Waiting",
@@ -51,7 +53,7 @@ export class UploadList {
     this.waiting = [];
     this.uploading = 0;
     this.nextId = 1;
-    this.polling = false;
+    this.stream = null;
   }
 
   add(files) {
@@ -71,6 +73,7 @@ export class UploadList {
   }
 
   clear() {
+    if (this.stream) this.stream.abort();
     for (const item of this.items) {
       item.cancelled = true;
       if (item.thumbUrl) URL.revokeObjectURL(item.thumbUrl);
@@ -150,44 +153,44 @@ export class UploadList {
     this.pump();
   }
 
-  // --- polling jobs ----------------------------------------------------------------------
+  // --- live job states ---------------------------------------------------------------
 
-  async startPolling() {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      for (;;) {
-        const queued = this.items.filter((item) => item.status === "queued");
-        if (!queued.length) return;
-        await this.pollOnce(queued);
-        for (const item of queued) if (item.status === "queued") this.renderPending(item);
-        await sleep(queued.length > 50 ? 1000 : 400);
-      }
-    } finally {
-      this.polling = false;
-    }
+  // One stream for all queued photos: reopened (debounced) when more are queued, so the
+  // browser's few connections per host stay free for uploads.
+  startPolling() {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = setTimeout(() => this.openStream(), 150);
   }
 
-  async pollOnce(queued) {
-    let index = 0;
-    const next = async () => {
-      while (index < queued.length) {
-        const item = queued[index++];
-        await this.pollItem(item);
-      }
-    };
-    await Promise.all(Array.from({ length: POLL_CONCURRENCY }, next));
-  }
-
-  async pollItem(item) {
-    let job;
+  async openStream() {
+    if (this.stream) this.stream.abort();
+    const queued = this.items.filter((item) => item.status === "queued" && item.jobId);
+    if (!queued.length) return;
+    const controller = new AbortController();
+    this.stream = controller;
+    const byJob = new Map(queued.slice(0, MAX_STREAM_IDS).map((item) => [item.jobId, item]));
+    const query = [...byJob.keys()].map((id) => `id=${encodeURIComponent(id)}`).join("&");
+    const ticker = setInterval(() => {
+      for (const item of byJob.values()) if (item.status === "queued") this.renderPending(item);
+    }, 1000);
     try {
-      job = await apiFetch(`/api/v1/jobs/${encodeURIComponent(item.jobId)}`, { timeoutMs: 10000 });
+      await streamEvents(`/api/v1/job-events?${query}`, (name, job) => {
+        const item = byJob.get(job.id);
+        if (name === "state" && item) this.applyJob(item, job);
+      }, controller.signal);
     } catch (err) {
-      // A passing network blip must not fail a photo that is safely in the queue.
-      if (!(err instanceof ApiError && err.retryable)) this.fail(item, err);
-      return;
+      if (controller.signal.aborted) return;
+      await sleep(1000); // a passing network blip: the photos are safely queued, reconnect
+    } finally {
+      clearInterval(ticker);
+      if (this.stream === controller) this.stream = null;
     }
+    if (!controller.signal.aborted && this.items.some((item) => item.status === "queued")) {
+      this.startPolling();
+    }
+  }
+
+  applyJob(item, job) {
     if (item.cancelled || item.status !== "queued") return;
     if (job.status === "done" && job.result) {
       item.result = job.result;
