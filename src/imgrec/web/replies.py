@@ -93,6 +93,22 @@ class ReplyDispatcher:
         with self._lock:
             self._waiters.pop(request_id, None)
 
+    def answer_locally(self, result: ClassifyResult) -> bool:
+        """Resolve this web tier's waiter for ``result``'s request at once, if there is one.
+
+        For outcomes decided here rather than by a worker (a cancel); the worker's later reply
+        for the request then counts as a duplicate.
+        """
+        with self._lock:
+            future = self._waiters.pop(result.request_id, None)
+            if future is not None:
+                self._note_answered(result.request_id)
+        if future is None:
+            return False
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve, future, result)
+        return True
+
     @property
     def waiting(self) -> int:
         with self._lock:

@@ -224,6 +224,10 @@ class ClassifyService:
         status = await self.lookup(request_id)
         if status.state == "queued":
             status = await self.calls.run("cancelling the job", self._cancel, request_id)
+            if status.state == "cancelled" and status.result is not None:
+                # A synchronous request waiting here answers now; on another web tier it
+                # answers when a worker meets the cancel (at once: its image is gone).
+                self.dispatcher.answer_locally(status.result)
         if status.state != "cancelled":
             raise ApiError(
                 409, "job_finished",

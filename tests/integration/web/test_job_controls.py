@@ -176,3 +176,26 @@ def test_the_openapi_schema_documents_keys_deadlines_cancel_and_states(
     status = schema["components"]["schemas"]["Job"]["properties"]["status"]
     assert set(status["enum"]) == {"queued", "done", "failed", "cancelled", "deadline_exceeded"}
     assert "deadline_exceeded" in status["description"]
+
+
+def test_a_waiting_sync_request_whose_job_is_cancelled_answers_409_at_once(
+    tmp_path: Path, dev_images: Path
+) -> None:
+    state = tmp_path / "state"
+    photo = _photo(dev_images, TENCH)
+    with run_server(state, "--workers", "0") as idle, ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        waiting = pool.submit(_post, idle.url, "/api/v1/classify", photo)
+        inputs = state / "objects" / "inputs"
+        while not (inputs.is_dir() and any(inputs.iterdir())):
+            assert time.monotonic() - started < 20
+            time.sleep(0.02)
+        [job_id] = [p.name for p in inputs.iterdir()]
+        cancel = httpx.delete(f"{idle.url}/api/v1/jobs/{job_id}", timeout=10)
+        answer = waiting.result(timeout=20)
+        elapsed = time.monotonic() - started
+
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"] == "cancelled" and answer.json()["id"] == job_id
+    assert elapsed < 15  # not the 30 s wait limit
