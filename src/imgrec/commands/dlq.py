@@ -108,8 +108,9 @@ def replay(settings: Settings, request_id: Annotated[str | None, typer.Argument(
         all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter not "
                                            "replayed yet.")] = False) -> None:
     """Put a dead letter back on the request queue under its original id (its job reads
-    'queued' again until a worker answers it)."""
+    'queued' again until a worker answers it; its webhook, if any, goes out again)."""
     from ..errors import ImgrecError
+    from ..web.webhooks import rearm_callback
 
     if (request_id is None) == (not all_):
         raise _fail("give one ID, or --all", code=2)
@@ -121,6 +122,7 @@ def replay(settings: Settings, request_id: Annotated[str | None, typer.Argument(
         for rid in ids:
             try:
                 admin.replay(rid)
+                rearm_callback(admin.backend.store, rid)
                 typer.echo(f"replayed {rid}")
             except ImgrecError as exc:
                 failed += 1

@@ -22,6 +22,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .. import keys
+from ..errors import ObjectNotFound
+from ..ports import ObjectStore
+
 SIGNATURE_HEADER = "X-Imgrec-Signature"
 JOB_HEADER = "X-Imgrec-Job"
 ATTEMPT_HEADER = "X-Imgrec-Delivery-Attempt"
@@ -155,3 +159,18 @@ class CallbackRecord:
         data = asdict(self)
         del data["owner"]
         return data
+
+
+def rearm_callback(store: ObjectStore, request_id: str, owner: str | None = None) -> bool:
+    """Make a job's webhook pending again (its job was replayed); False if it has none.
+
+    ``owner``: the web tier that will get the new answer (None: keep the one that took it;
+    if that one is gone, the next web tier's sweep delivers).
+    """
+    try:
+        record = CallbackRecord.from_json(store.get(keys.callback_key(request_id)))
+    except ObjectNotFound:
+        return False
+    fresh = CallbackRecord(url=record.url, owner=owner or record.owner)
+    store.put(keys.callback_key(request_id), fresh.to_json())
+    return True
