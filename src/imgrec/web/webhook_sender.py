@@ -146,7 +146,7 @@ class WebhookSender:
         }
         try:
             response = self._client.post(record.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return None, f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
             return response.status_code, None
@@ -212,4 +212,7 @@ class WebhookSender:
                     self.attempt(request_id)
             except ImgrecError as exc:  # the store is unreachable: the next sweep retries
                 log.warning("webhooks: %s", exc)
+                self._stop.wait(1.0)
+            except Exception:  # a bug must not end every later delivery with this thread
+                log.exception("webhooks: unexpected error")
                 self._stop.wait(1.0)
