@@ -46,7 +46,8 @@ class DeadLetter:
 
     ``receive_count`` counts the deliveries on the request queue (``max_receives`` of them,
     each taken by a worker that never finished it); ``sent_at`` and ``died_at`` are Unix
-    seconds; ``replays`` counts how often it was put back on the request queue.
+    seconds; ``replays`` counts how often it was put back on the request queue; ``reply_to``
+    is the reply queue of the web tier that queued it.
     """
 
     request_id: str
@@ -59,6 +60,7 @@ class DeadLetter:
     state: LetterState = "dead"
     replays: int = 0
     replayed_at: float | None = None
+    reply_to: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -75,6 +77,7 @@ class DeadLetter:
                 else "dead", replays=int(data.get("replays", 0)),
                 replayed_at=None if data.get("replayed_at") is None
                 else float(data["replayed_at"]),
+                reply_to=None if data.get("reply_to") is None else str(data["reply_to"]),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise MessageError(f"malformed dead-letter record: {exc}") from exc
@@ -98,6 +101,7 @@ def record_dead_letter(store: ObjectStore, request: ClassifyRequest, receive_cou
         sent_at=request.sent_at, died_at=time.time() if now is None else now,
         error_code=FAILED_CODE,
         reason=death_reason(receive_count, store.exists(request.key)),
+        reply_to=request.reply_to,
     )
     previous = _read(store, request.request_id)
     if previous is not None:  # died again after a replay: keep the count of replays
@@ -161,9 +165,15 @@ class DeadLetters:
     def replay(self, request_id: str, *, reply_to: str | None = None) -> DeadLetter:
         """Queue the request again under its original id; its failure result is removed, so
         the job reads as queued until a worker answers it. ``InputGone`` if the image is gone.
+
+        The answer goes to ``reply_to``, else to the web tier that first queued it if that one
+        is still up (its job's webhook and event streams live there).
         """
         letter = self.show(request_id)
         store = self.backend.store
+        if reply_to is None and letter.reply_to is not None \
+                and store.exists(keys.web_tier_key(letter.reply_to)):
+            reply_to = letter.reply_to
         if not store.exists(letter.key):
             raise InputGone(
                 f"request {request_id} cannot be replayed: its input image ({letter.key}) is "

@@ -29,7 +29,11 @@ def _schemathesis() -> str:
 
 
 def test_fuzzing_the_openapi_schema_finds_no_server_error(tmp_path: Path) -> None:
-    env = {"IMGREC_SYNC_TIMEOUT_S": "20", "IMGREC_MAX_UPLOAD_BYTES": "200000"}
+    env = {"IMGREC_SYNC_TIMEOUT_S": "20", "IMGREC_MAX_UPLOAD_BYTES": "200000",
+           # Webhooks on, so that callback_url is parsed and checked (no DNS: private allowed).
+           "IMGREC_WEBHOOK_SECRET": "fuzz",  # pragma: allowlist secret
+           "IMGREC_WEBHOOK_ALLOW_PRIVATE": "true", "IMGREC_WEBHOOK_MAX_ATTEMPTS": "1",
+           "IMGREC_WEBHOOK_TIMEOUT_S": "2"}
     with run_server(tmp_path / "state", "--workers", "1", env=env) as srv:
         run = subprocess.run(
             [_schemathesis(), "run", f"{srv.url}/openapi.json",

@@ -79,8 +79,7 @@ def list_(settings: Settings, as_json: AsJson = False) -> None:
 @with_settings
 def show(settings: Settings, request_id: Annotated[str, typer.Argument(
         metavar="ID", help="The request (job) id.")], as_json: AsJson = False) -> None:
-    """Everything recorded about one dead letter: why it died, when, and whether its image is
-    still there to replay."""
+    """Why and when one dead letter died, and whether its image is still there to replay."""
     from ..errors import ImgrecError
 
     try:
@@ -107,9 +106,9 @@ def replay(settings: Settings, request_id: Annotated[str | None, typer.Argument(
         metavar="[ID]", help="The request (job) id.")] = None,
         all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter not "
                                            "replayed yet.")] = False) -> None:
-    """Put a dead letter back on the request queue under its original id (its job reads
-    'queued' again until a worker answers it)."""
+    """Queue a dead letter again under its original id (its webhook goes out again)."""
     from ..errors import ImgrecError
+    from ..web.webhooks import rearm_callback
 
     if (request_id is None) == (not all_):
         raise _fail("give one ID, or --all", code=2)
@@ -121,6 +120,7 @@ def replay(settings: Settings, request_id: Annotated[str | None, typer.Argument(
         for rid in ids:
             try:
                 admin.replay(rid)
+                rearm_callback(admin.backend.store, rid)
                 typer.echo(f"replayed {rid}")
             except ImgrecError as exc:
                 failed += 1

@@ -74,9 +74,13 @@ def _show(admin: DeadLetters, request_id: str) -> DeadLetterBody:
         return _body(admin, admin.show(request_id))
 
 
-def _replay(admin: DeadLetters, request_id: str, reply_to: str) -> DeadLetterBody:
+def _replay(rt: Runtime, request_id: str) -> DeadLetterBody:
+    admin = DeadLetters(rt.backend)
     with _as_api_errors(request_id):
-        return _body(admin, admin.replay(request_id, reply_to=reply_to))
+        letter = admin.replay(request_id, reply_to=rt.reply_queue_name)
+    if rt.webhooks is not None:
+        rt.webhooks.rearm(request_id)
+    return _body(admin, letter)
 
 
 def _purge(admin: DeadLetters, request_id: str | None) -> Purged:
@@ -109,8 +113,7 @@ def dead_letters_router(runtime: Callable[[], Runtime]) -> APIRouter:
     async def replay_dead_letter(request_id: str) -> DeadLetterBody:
         rt = runtime()
         rt.dispatcher.track(request_id)  # its answer comes to this web tier's reply queue
-        return await rt.calls.run("replaying a dead letter", _replay, DeadLetters(rt.backend),
-                                  request_id, rt.reply_queue_name)
+        return await rt.calls.run("replaying a dead letter", _replay, rt, request_id)
 
     @router.delete("/{request_id}", response_model=Purged, summary="Drop one dead letter",
                    responses=_NOT_FOUND)

@@ -43,8 +43,8 @@ class ReplyDispatcher:
         self.store = store
         self.poll_wait_s = poll_wait_s
         self.on_tracked_answer = on_tracked_answer
-        # Called (in the dispatcher's thread) with the id of every request answered here:
-        # wakes its event streams and its webhook.
+        # Called (in the dispatcher's thread) with the id of every reply received here, once
+        # per reply: wakes the job's event streams and its webhook.
         self.on_answer: Callable[[str], None] | None = None
         # Asynchronous jobs nobody waits for: their replies only feed the throughput figures.
         self._tracked: OrderedDict[str, float] = OrderedDict()
@@ -84,6 +84,7 @@ class ReplyDispatcher:
     def track(self, request_id: str) -> None:
         """Note when an asynchronous job was submitted; its reply reports the job's latency."""
         with self._lock:
+            self._answered.pop(request_id, None)  # tracked again (a replay): a new answer
             self._tracked[request_id] = time.monotonic()
             if len(self._tracked) > _MAX_TRACKED:
                 self._tracked.popitem(last=False)
@@ -158,13 +159,12 @@ class ReplyDispatcher:
         except MessageError as exc:
             log.error("ignoring malformed reply: %s", exc)
             return
+        if self.on_answer is not None:  # duplicates too: a replayed job is answered again
+            self.on_answer(reply.request_id)
         with self._lock:
             if reply.request_id in self._answered:
                 self.duplicates += 1
                 return
-        if self.on_answer is not None:
-            self.on_answer(reply.request_id)
-        with self._lock:
             future = self._waiters.pop(reply.request_id, None)
             submitted = self._tracked.pop(reply.request_id, None) if future is None else None
             if future is not None or submitted is not None:

@@ -60,7 +60,7 @@ class ChangeNotifier:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._waiting: dict[str, set[_Waiter]] = {}
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -71,31 +71,41 @@ class ChangeNotifier:
             self._loop.call_soon_threadsafe(self._wake, key)
 
     def _wake(self, key: str) -> None:
-        for event in self._waiting.get(key, ()):
-            event.set()
+        for waiter in self._waiting.get(key, ()):
+            waiter.keys.add(key)
+            waiter.event.set()
 
-    async def wait_any(self, keys: Sequence[str], timeout_s: float) -> None:
-        """Return when one of ``keys`` is notified, or after ``timeout_s``."""
-        event = asyncio.Event()
+    async def wait_any(self, keys: Sequence[str], timeout_s: float) -> set[str]:
+        """The keys notified once one of ``keys`` is, or an empty set after ``timeout_s``."""
+        waiter = _Waiter()
         for key in keys:
-            self._waiting.setdefault(key, set()).add(event)
+            self._waiting.setdefault(key, set()).add(waiter)
         try:
-            await asyncio.wait_for(event.wait(), timeout_s)
+            await asyncio.wait_for(waiter.event.wait(), timeout_s)
         except TimeoutError:
             pass
         finally:
             for key in keys:
                 waiters = self._waiting.get(key)
                 if waiters is not None:
-                    waiters.discard(event)
+                    waiters.discard(waiter)
                     if not waiters:
                         del self._waiting[key]
+        return waiter.keys
+
+
+class _Waiter:
+    """One stream's wait: its event and the keys that were notified meanwhile."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.keys: set[str] = set()
 
 
 async def state_events(
     keys: Sequence[str],
     read: Callable[[str], Awaitable[State]],
-    wait_any: Callable[[Sequence[str], float], Awaitable[None]],
+    wait_any: Callable[[Sequence[str], float], Awaitable[set[str]]],
     *,
     event: str = "state",
     poll_s: float = 2.0,
@@ -106,14 +116,18 @@ async def state_events(
 ) -> AsyncIterator[bytes]:
     """Encoded events: each key's state on connect and on every change, until all are final.
 
+    ``wait_any(keys, timeout_s)`` returns the keys notified (then only those are read again)
+    or, after the timeout, an empty set (then every pending key is read again).
+
     ``stopping()`` true ends the stream at its next re-read (the server is shutting down and
     waits for open responses); the client reconnects to another server or after the restart.
     """
     last: dict[str, dict[str, Any]] = {}
     pending = list(dict.fromkeys(keys))
     started = quiet_since = clock()
+    due = list(pending)
     while pending:
-        for key in list(pending):
+        for key in due:
             state = await read(key)
             if last.get(key) != state.data:
                 last[key] = state.data
@@ -126,7 +140,8 @@ async def state_events(
         if clock() - quiet_since >= keepalive_s:
             quiet_since = clock()
             yield encode_comment("keep-alive")
-        await wait_any(pending, poll_s)
+        woken = await wait_any(pending, poll_s)
+        due = [k for k in pending if k in woken] if woken else list(pending)
 
 
 def event_stream_response(events: AsyncIterator[bytes]) -> StreamingResponse:

@@ -5,9 +5,11 @@ The web tier that accepted a job delivers its webhook: ``register`` stores the r
 arrives, and a thread POSTs it. A failed try (no 2xx, a timeout, a refused connection) is
 retried after ``backoff_s``, 2x, 4x... up to ``max_attempts`` tries; the record says how it went.
 
-Every ``sweep_s`` the sender also scans the pending records: its own (an answer that reached
-another web tier, or the CLI's replay, has no reply here) and those of a web tier that is gone
-(no heartbeat record: stopped or swept), so a restart does not lose deliveries.
+At start and every ``sweep_s`` the sender also scans the pending records: its own (an answer
+that reached another web tier, or the CLI's replay, has no reply here) and those of a web tier
+that is gone (no heartbeat record: stopped, or swept after its grace period), so a restart does
+not lose deliveries. Records seen final are remembered, so a sweep lists ``callbacks/`` but
+reads only the records that may still be pending.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from .webhooks import (
     CallbackRecord,
     CallbackRefused,
     check_callback_url,
+    rearm_callback,
     signature_header,
 )
 
 log = logging.getLogger(__name__)
+_FINAL_TTL_S = 3600.0
 
 
 class WebhookSender:
@@ -43,7 +47,7 @@ class WebhookSender:
 
     def __init__(
         self, store: ObjectStore, secret: bytes, *, owner: str, allow_private: bool,
-        max_attempts: int, backoff_s: float, timeout_s: float, sweep_s: float = 30.0,
+        max_attempts: int, backoff_s: float, timeout_s: float, sweep_s: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -58,6 +62,9 @@ class WebhookSender:
         self._clock = clock
         self._due: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}  # request id -> its one live entry in _due
+        # Delivered or failed when last read: sweeps skip them for _FINAL_TTL_S (a replay may
+        # make one pending again; its answer pokes its web tier, a later sweep catches the rest).
+        self._final: dict[str, float] = {}
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,7 +75,13 @@ class WebhookSender:
         """Store the pending record (blocking), then check at once: the job may be done."""
         record = CallbackRecord(url=url, owner=self.owner)
         self.store.put(keys.callback_key(request_id), record.to_json())
+        self._final.pop(request_id, None)
         self.poke(request_id)
+
+    def rearm(self, request_id: str) -> None:
+        """A replayed job's webhook goes out again, from here, with its new outcome."""
+        if rearm_callback(self.store, request_id, self.owner):
+            self._final.pop(request_id, None)
 
     def record(self, request_id: str) -> CallbackRecord | None:
         try:
@@ -113,6 +126,8 @@ class WebhookSender:
                                         base_s=self.backoff_s)
             log.info("webhook of %s: try %d failed (%s)", request_id, record.attempts, error)
         self.store.put(keys.callback_key(request_id), record.to_json())
+        if record.state != "pending":
+            self._final[request_id] = now
         if record.state == "pending" and record.next_attempt_at is not None:
             self.poke(request_id, at=record.next_attempt_at)
         return record
@@ -131,7 +146,7 @@ class WebhookSender:
         }
         try:
             response = self._client.post(record.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return None, f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
             return response.status_code, None
@@ -140,10 +155,16 @@ class WebhookSender:
     def sweep(self) -> int:
         """Schedule the pending deliveries this web tier should make; return how many."""
         found = 0
+        now = self._clock()
+        self._final = {k: t for k, t in self._final.items() if now - t < _FINAL_TTL_S}
         for key in list(self.store.list(keys.CALLBACKS_PREFIX)):
             request_id = key[len(keys.CALLBACKS_PREFIX):].removesuffix(".json")
+            if request_id in self._final:
+                continue
             record = self.record(request_id)
             if record is None or record.state != "pending":
+                if record is not None:
+                    self._final[request_id] = now
                 continue
             if record.owner != self.owner and self.store.exists(keys.web_tier_key(record.owner)):
                 continue  # its web tier is alive and delivers it
@@ -191,4 +212,7 @@ class WebhookSender:
                     self.attempt(request_id)
             except ImgrecError as exc:  # the store is unreachable: the next sweep retries
                 log.warning("webhooks: %s", exc)
+                self._stop.wait(1.0)
+            except Exception:  # a bug must not end every later delivery with this thread
+                log.exception("webhooks: unexpected error")
                 self._stop.wait(1.0)

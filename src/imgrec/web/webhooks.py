@@ -22,6 +22,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
+
+from .. import keys
+from ..errors import ObjectNotFound
+from ..ports import ObjectStore
+
 SIGNATURE_HEADER = "X-Imgrec-Signature"
 JOB_HEADER = "X-Imgrec-Job"
 ATTEMPT_HEADER = "X-Imgrec-Delivery-Attempt"
@@ -77,24 +83,27 @@ def check_callback_url(url: str, *, allow_private: bool,
     """
     if len(url) > MAX_URL_CHARS:
         raise CallbackRefused(f"callback_url is longer than {MAX_URL_CHARS} characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CallbackRefused("callback_url must be an absolute http:// or https:// URL")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise CallbackRefused("callback_url contains spaces or control characters")
     try:
+        parts = urlsplit(url)
+        host = parts.hostname
         port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise CallbackRefused(f"callback_url has an invalid port: {exc}") from None
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise CallbackRefused(f"callback_url is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise CallbackRefused("callback_url must be an absolute http:// or https:// URL")
     if allow_private:
         return url
     try:
-        addresses = resolve(parts.hostname, port)
+        addresses = resolve(host, port)
     except (OSError, UnicodeError) as exc:
-        raise CallbackRefused(f"callback_url host {parts.hostname!r} does not resolve: "
-                              f"{exc}") from None
+        raise CallbackRefused(f"callback_url host {host!r} does not resolve: {exc}") from None
     blocked = sorted({a for a in addresses if _not_public(a)})
     if blocked or not addresses:
         raise CallbackRefused(
-            f"callback_url host {parts.hostname!r} resolves to a loopback, private or "
+            f"callback_url host {host!r} resolves to a loopback, private or "
             f"link-local address ({', '.join(blocked) or 'none'}); such targets are refused "
             "unless IMGREC_WEBHOOK_ALLOW_PRIVATE is set")
     return url
@@ -155,3 +164,18 @@ class CallbackRecord:
         data = asdict(self)
         del data["owner"]
         return data
+
+
+def rearm_callback(store: ObjectStore, request_id: str, owner: str | None = None) -> bool:
+    """Make a job's webhook pending again (its job was replayed); False if it has none.
+
+    ``owner``: the web tier that will get the new answer (None: keep the one that took it;
+    if that one is gone, the next web tier's sweep delivers).
+    """
+    try:
+        record = CallbackRecord.from_json(store.get(keys.callback_key(request_id)))
+    except ObjectNotFound:
+        return False
+    fresh = CallbackRecord(url=record.url, owner=owner or record.owner)
+    store.put(keys.callback_key(request_id), fresh.to_json())
+    return True

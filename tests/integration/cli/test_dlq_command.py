@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+from tests.helpers.aws_adapters import moto_fixture as moto  # noqa: F401 - a fixture
 from tests.helpers.dead_letters import kill_request
+from tests.helpers.wheels import stand_in_wheel
 
 from imgrec import keys
+from imgrec.aws.provision import UpOptions, open_stack
 from imgrec.backend import open_backend
 from imgrec.config import load_settings
 from imgrec.messages import ClassifyRequest
+from imgrec.ports import Message
 
 
 def _dlq(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -59,3 +65,36 @@ def test_list_show_replay_and_purge(tmp_path: Path) -> None:
     purged = _dlq(state, "purge", "--yes")
     assert purged.returncode == 0 and "dropped 2" in purged.stdout
     assert "No dead letters." in _dlq(state, "list").stdout
+
+
+@pytest.mark.aws
+@pytest.mark.usefixtures("moto")
+def test_on_an_aws_stack(tmp_path: Path) -> None:
+    open_stack("t1", None).up(UpOptions(wheel=stand_in_wheel(tmp_path), max_receives=1))
+    backend = open_backend(load_settings(backend="aws", stack="t1"))
+    died = kill_request(backend)
+    backend.close()
+
+    def dlq(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "imgrec", "dlq", *args, "--backend", "aws",
+                               "--stack", "t1"], capture_output=True, text=True, timeout=120)
+
+    deadline = time.monotonic() + 30
+    rows: list[dict[str, object]] = []
+    while not rows:  # SQS may hide the moved message from a receive or two
+        assert time.monotonic() < deadline
+        listed = dlq("list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = json.loads(listed.stdout)
+    assert [r["request_id"] for r in rows] == [died.request_id]
+    replayed = dlq("replay", "--all")
+    assert replayed.returncode == 0 and "1 replayed, 0 not." in replayed.stdout, replayed.stderr
+    backend = open_backend(load_settings(backend="aws", stack="t1"))
+    try:
+        got: list[Message] = []
+        while not got:
+            assert time.monotonic() < deadline
+            got = backend.requests.receive(1, wait_s=1)
+        assert ClassifyRequest.decode(got[0].body).request_id == died.request_id
+    finally:
+        backend.close()

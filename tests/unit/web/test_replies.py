@@ -86,7 +86,7 @@ def test_replies_to_tracked_jobs_report_their_latency(tmp_path: Path) -> None:
     assert dispatcher.unclaimed == 0
 
 
-def test_on_answer_hears_each_answered_request_once(tmp_path: Path) -> None:
+def test_on_answer_hears_every_reply_and_a_replay_is_answered_anew(tmp_path: Path) -> None:
     queue = SqliteBroker(tmp_path / "q.db").open("replies-t")
     dispatcher = ReplyDispatcher(queue, DirectoryStore(tmp_path / "o"))
     heard: list[str] = []
@@ -97,5 +97,10 @@ def test_on_answer_hears_each_answered_request_once(tmp_path: Path) -> None:
     handled = 0
     while handled < 3:
         handled += dispatcher.dispatch_once(wait_s=1.0)
-    assert heard == ["a" * 32, "b" * 32]  # not the duplicate of a
+    assert heard == ["a" * 32, "a" * 32, "b" * 32]  # the duplicate too: it may be a replay
+    assert dispatcher.duplicates == 1
+    dispatcher.track("a" * 32)  # replayed: its next reply is an answer, not a duplicate
+    queue.send([body])
+    while not dispatcher.dispatch_once(wait_s=1.0):
+        pass
     assert dispatcher.duplicates == 1

@@ -32,8 +32,9 @@ def test_each_change_is_sent_once_and_the_stream_ends_when_all_are_final() -> No
         status = states[key].pop(0) if len(states[key]) > 1 else states[key][0]
         return State({"id": key, "status": status}, final=status != "queued")
 
-    async def wait_any(keys: Sequence[str], timeout_s: float) -> None:
+    async def wait_any(keys: Sequence[str], timeout_s: float) -> set[str]:
         waits.append(list(keys))
+        return set()
 
     async def run() -> bytes:
         return b"".join([e async for e in state_events(["a", "b", "a"], read, wait_any)])
@@ -51,8 +52,9 @@ def test_a_stream_that_never_finishes_stops_after_max_s_with_keep_alives() -> No
     async def read(key: str) -> State:
         return State({"id": key, "status": "queued"}, final=False)
 
-    async def wait_any(keys: Sequence[str], timeout_s: float) -> None:
+    async def wait_any(keys: Sequence[str], timeout_s: float) -> set[str]:
         now[0] += timeout_s
+        return set()
 
     async def run() -> list[bytes]:
         return [e async for e in state_events(["a"], read, wait_any, poll_s=5, keepalive_s=10,
@@ -72,8 +74,28 @@ def test_the_notifier_wakes_a_waiter_from_another_thread() -> None:
         waiter = asyncio.create_task(notifier.wait_any(["x", "y"], 30))
         await asyncio.sleep(0.05)
         await asyncio.to_thread(notifier.notify, "y")
-        await waiter
+        assert await waiter == {"y"}
         assert notifier._waiting == {}
+        assert await notifier.wait_any(["x"], 0.01) == set()  # a timeout
         return loop.time() - started
 
     assert asyncio.run(run()) < 5
+
+
+def test_a_notified_key_alone_is_read_again() -> None:
+    reads: list[str] = []
+    done: set[str] = set()
+
+    async def read(key: str) -> State:
+        reads.append(key)
+        return State({"id": key, "final": key in done}, final=key in done)
+
+    async def wait_any(keys: Sequence[str], timeout_s: float) -> set[str]:
+        done.add(keys[0])
+        return {keys[0]}  # as the notifier does when that job's answer arrives
+
+    async def run() -> int:
+        return len([e async for e in state_events(["a", "b", "c"], read, wait_any)])
+
+    assert asyncio.run(run()) == 6
+    assert reads == ["a", "b", "c", "a", "b", "c"]

@@ -53,7 +53,8 @@ def test_a_public_target_is_allowed() -> None:
 
 
 @pytest.mark.parametrize("url", ["ftp://hooks.example/", "hooks.example/x", "http:///x",
-                                 "http://h:99999/", "file:///etc/passwd"])
+                                 "http://h:99999/", "file:///etc/passwd", "http://[::1",
+                                 "http://[zz]/", "http://a b/", "http://h\n/", ""])
 def test_what_is_not_an_http_url_is_refused(url: str) -> None:
     with pytest.raises(CallbackRefused):
         check_callback_url(url, allow_private=True)

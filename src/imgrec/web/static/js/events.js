@@ -9,7 +9,11 @@ export async function streamEvents(url, onEvent, signal) {
     headers: { Accept: "text/event-stream", ...(key ? { "X-API-Key": key } : {}) },
     signal, cache: "no-store",
   });
-  if (!response.ok || !response.body) throw new Error(`event stream: HTTP ${response.status}`);
+  if (!response.ok || !response.body) {
+    const err = new Error(`event stream: HTTP ${response.status}`);
+    err.status = response.status;
+    throw err;
+  }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {

@@ -180,7 +180,9 @@ export class UploadList {
       }, controller.signal);
     } catch (err) {
       if (controller.signal.aborted) return;
-      await sleep(1000); // a passing network blip: the photos are safely queued, reconnect
+      if (err.status === 401) document.dispatchEvent(new CustomEvent("imgrec:needs-key"));
+      // A passing network blip (or a key to enter): the photos are safely queued, reconnect.
+      await sleep(err.status === 401 ? 3000 : 1000);
     } finally {
       clearInterval(ticker);
       if (this.stream === controller) this.stream = null;
