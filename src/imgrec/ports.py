@@ -240,6 +240,7 @@ class Backend:
     dead_letters: Queue
     description: str
     fleet_factory: Callable[[int], Fleet]
+    bulk: Queue | None = None  # the lower-priority lane of batch items (``imgrec.lanes``)
 
     def open_fleet(self, max_workers: int) -> Fleet:
         """The backend's fleet of workers, at most ``max_workers`` at once."""

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..errors import RetryableError
+from ..lanes import LanedRequests
 from ..model.classifier import Classifier
 from ..ports import Backend, Message, WorkerState
 from .batch import BatchRun, BatchTools, WorkerCounters
-from .batching import collect_batch
 from .heartbeat import Heartbeat
 from .lease import Leases
 from .reply_queues import ReplyQueues
@@ -55,12 +55,14 @@ class Worker:
         self.report_receipts = report_receipts
         self.counters = WorkerCounters()
         self.heartbeat = Heartbeat(backend.store, self.worker_id, interval_s=settings.heartbeat_s)
+        # Both lanes: interactive first; receipts say which lane to delete or extend them on.
+        self.lanes = LanedRequests(backend.requests, backend.bulk)
         self.leases = Leases(
-            backend.requests, visibility_s=settings.visibility_timeout_s,
+            self.lanes, visibility_s=settings.visibility_timeout_s,
             max_hold_s=settings.max_processing_s, on_tick=self.heartbeat.beat,
         )
         self.tools = BatchTools(
-            store=backend.store, requests=backend.requests,
+            store=backend.store, requests=self.lanes,
             replies=replies or ReplyQueues(backend.broker), classifier=classifier,
             max_image_pixels=settings.max_image_pixels, counters=self.counters,
         )
@@ -105,13 +107,12 @@ class Worker:
 
     def receive_batch(self, first_wait_s: float) -> list[Message]:
         """Receive one batch and take it in hand (leases; receipts in the heartbeat)."""
-        visibility = self.settings.visibility_timeout_s
-        requests = self.backend.requests
-        messages = collect_batch(
-            lambda n, wait: requests.receive(n, wait_s=wait, visibility_s=visibility),
+        messages = self.lanes.receive_batch(
             max_size=self.settings.batch_size,
+            bulk_max_size=min(self.settings.batch_size, self.settings.bulk_batch_size),
             first_wait_s=first_wait_s,
             fill_wait_s=self.settings.batch_wait_ms / 1000,
+            visibility_s=self.settings.visibility_timeout_s,
         )
         if messages:
             receipts = [m.receipt for m in messages]
