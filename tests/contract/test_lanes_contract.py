@@ -41,7 +41,7 @@ def test_a_batch_never_mixes_the_lanes_and_bulk_batches_are_capped(
     lanes = _lanes(broker, queue_name)
     assert lanes.bulk is not None
     lanes.bulk.send([f"b{i}" for i in range(6)])
-    batch = []
+    batch: list[Message] = []
     deadline = time.monotonic() + 10
     while not batch and time.monotonic() < deadline:
         batch = lanes.receive_batch(max_size=10, bulk_max_size=3, first_wait_s=0.5,

@@ -67,4 +67,5 @@ def open_backend(settings: Settings, session: AwsSession | None = None) -> Backe
         description=f"aws stack {names.stack} ({names.region})",
         fleet_factory=fleet,
         bulk=bulk,
+        open_source=lambda bucket: S3Store(s3, bucket),
     )

@@ -29,6 +29,7 @@ from ..worker.dead_letters import DeadLetterResponder
 from . import page
 from .auth import ApiKeyAuth
 from .backlog import Admission, BacklogGate
+from .batches import batches_router
 from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .limits import BodySizeLimit, ClientConcurrency
@@ -193,11 +194,13 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes,
+                       larger={"/api/v1/batches": settings.max_batch_upload_bytes})
     if settings.api_key is not None:  # added last: runs first, before any body is read
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, holder)
     app.include_router(status_router(holder.get))
+    app.include_router(batches_router(holder.get))
     return app
 
 
