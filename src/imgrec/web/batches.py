@@ -13,7 +13,7 @@ import json
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -45,6 +45,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     410: {"description": "The batch is past retention; its items and results were deleted."},
     413: {"description": "Over the batch's item or size limit."},
     503: {"description": "The queue or store is unreachable, or this stack has no bulk lane."},
+}
+
+
+_LINKS = {
+    op: {"operationId": op, "parameters": {"batch_id": "$response.body#/id"}}
+    for op in ("getBatch", "getBatchEvents", "addBatchItems")
 }
 
 
@@ -142,8 +148,11 @@ def batches_router(runtime: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 -
         return stored, True
 
     @router.post("/api/v1/batches", status_code=201, response_model=BatchAccepted,
+                 operation_id="createBatch",
                  summary="Start a batch: many images, or zip/tar archives, on the bulk lane",
-                 responses=_ERRORS, openapi_extra=_form_body())
+                 responses={**_ERRORS, 201: {"description": "Created; the items are queued.",
+                                             "links": _LINKS}},
+                 openapi_extra=_form_body())
     async def create(request: Request, response: Response) -> BatchAccepted:
         rt = runtime()
         _bulk_lane(rt)
@@ -157,6 +166,7 @@ def batches_router(runtime: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 -
         return BatchAccepted(id=record.batch_id, items=_items(part), **links)
 
     @router.post("/api/v1/batches/{batch_id}/items", response_model=BatchSubmitted,
+                 operation_id="addBatchItems",
                  summary="Add images to a batch (resending a named part adds nothing)",
                  responses=_ERRORS, openapi_extra=_form_body())
     async def add(batch_id: str, request: Request) -> BatchSubmitted:
@@ -169,16 +179,16 @@ def batches_router(runtime: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 -
         return BatchSubmitted(id=batch_id, part=part.name, added=added, items=_items(part))
 
     @router.get("/api/v1/batches/{batch_id}", response_model=BatchProgress,
+                operation_id="getBatch",
                 summary="A batch's progress, or its results as CSV or JSON Lines",
                 responses={**_ERRORS, 200: {"content": {
                     "application/json": {}, "text/csv": {"schema": {"type": "string"}},
                     "application/x-ndjson": {"schema": {"type": "string"}}},
                     "description": "Progress (JSON), or with ?format=csv|jsonl (or Accept) one "
                     "row per item: file, id, status, label, class_index, probability, error."}})
-    async def get(batch_id: str, request: Request, format: str | None = None) -> Response:
+    async def get(batch_id: str, request: Request,
+                  format: Literal["json", "csv", "jsonl"] | None = None) -> Response:
         rt = runtime()
-        if format not in (None, "json", "csv", "jsonl"):
-            raise ApiError(400, "invalid_format", "format must be json, csv or jsonl.")
         view = await _view(rt, batch_id)
         fmt = None if format == "json" else choose_format(format,
                                                           request.headers.get("accept", ""))
@@ -186,8 +196,9 @@ def batches_router(runtime: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 -
             return StreamingResponse(export(view, fmt), media_type=MEDIA_TYPES[fmt])
         return JSONResponse(progress(view).model_dump())
 
-    @router.get("/api/v1/batches/{batch_id}/events", summary="A batch's progress as server-sent "
-                "events ('progress' on each change, 'done' at the end)",
+    @router.get("/api/v1/batches/{batch_id}/events", operation_id="getBatchEvents",
+                summary="A batch's progress as server-sent events ('progress' on each "
+                "change, 'done' at the end)",
                 responses={**_ERRORS, 200: {"content": {"text/event-stream": {}},
                                             "description": "event: progress / done"}})
     async def events(batch_id: str, request: Request) -> StreamingResponse:

@@ -150,7 +150,7 @@ def test_unknown_batches_and_formats(server: RunningServer) -> None:
     assert httpx.get(f"{server.url}/api/v1/batches/nope", timeout=10).status_code == 404
     batch_id = httpx.post(f"{server.url}/api/v1/batches", timeout=10).json()["id"]
     bad = httpx.get(f"{server.url}/api/v1/batches/{batch_id}?format=xml", timeout=10)
-    assert bad.status_code == 400 and bad.json()["error"] == "invalid_format"
+    assert bad.status_code == 422 and "format" in bad.json()["detail"]
     source = httpx.post(f"{server.url}/api/v1/batches", data={"source": "s3://bucket/p/"},
                         timeout=10)
     assert source.status_code == 400 and source.json()["error"] == "source_not_supported"
