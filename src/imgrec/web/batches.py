@@ -160,7 +160,12 @@ def batches_router(runtime: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 -
         record = await rt.calls.run("creating the batch", create_batch, rt.backend)
         part: BatchPart | None = None
         if form.items or form.source is not None:
-            part, _ = await add_part(rt, record.batch_id, form)
+            try:
+                part, _ = await add_part(rt, record.batch_id, form)
+            except ApiError:  # refused as a whole (no images in the source, too many): no batch
+                await rt.calls.run("removing the refused batch", rt.backend.store.delete,
+                                   keys.batch_key(record.batch_id))
+                raise
         links = _links(record.batch_id)
         response.headers["Location"] = links["poll"]
         return BatchAccepted(id=record.batch_id, items=_items(part), **links)
