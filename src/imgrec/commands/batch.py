@@ -55,6 +55,9 @@ def summary(outcome: Outcome, out: Path) -> list[str]:
             cost += (f" (about ${outcome.price_per_1000_images:.4f} per 1,000 images on "
                      f"{outcome.worker_kind}, On-Demand)")
         lines.append(cost)
+    else:
+        lines.append("worker-seconds per image: not known (this service runs no fleet of its "
+                     "own, or its workers classified nothing meanwhile)")
     return lines
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -78,10 +80,19 @@ def test_batches_of_files_and_of_an_s3_prefix_on_moto(
         table = httpx.get(f"{server.url}{from_s3.json()['results']}", timeout=30).text
         missing = httpx.post(f"{server.url}/api/v1/batches",
                              data={"source": "s3://no-such-bucket-here/x"}, timeout=30)
+        out = tmp_path / "trip.csv"
+        cli = subprocess.run([sys.executable, "-m", "imgrec", "batch", "s3://user-photos/trip/",
+                              "--out", str(out), "--url", server.url],
+                             capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert "4/4 classified" in cli.stderr
+    # The workers here are not the service's fleet (--workers 0): it cannot count their time.
+    assert "worker-seconds per image: not known" in cli.stderr
+    assert len(list(csv.DictReader(out.open()))) == 4
     rows = list(csv.DictReader(io.StringIO(table)))
     assert sorted(r["file"] for r in rows) == sorted(
         f"s3://user-photos/trip/{p.path.name}" for p in dev_photos[10:14])
     assert missing.status_code == 400 and missing.json()["error"] == "source_unreadable"
     outputs = open_stack("t1", None).names.outputs_bucket
     stored = s3.list_objects_v2(Bucket=outputs, Prefix="batches/")["KeyCount"]
-    assert stored == 4  # two batch records, one part each
+    assert stored == 6  # three batch records (files, s3 source, the CLI's), one part each
