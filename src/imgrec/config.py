@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         description="Most batch items (the bulk lane) a worker takes at once; small, so an "
         "interactive request waits for at most one small bulk batch.",
     )
+    bulk_nice: int = Field(
+        10, ge=0, le=19,
+        description="A worker serves batch items in a thread this much nicer (lower CPU "
+        "priority) than its interactive one; 0: one loop for both lanes, interactive first.",
+    )
     max_batch_items: int = Field(
         10_000, ge=1, description="Most items one batch (POST /api/v1/batches) may hold."
     )

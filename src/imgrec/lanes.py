@@ -85,6 +85,24 @@ class LanedRequests:
         return collect_batch(bulk, max_size=bulk_max_size, first_wait_s=0.0,
                              fill_wait_s=fill_wait_s)
 
+    def receive_interactive_batch(
+        self, *, max_size: int, first_wait_s: float, fill_wait_s: float,
+        visibility_s: float | None = None,
+    ) -> list[Message]:
+        """One batch of the interactive lane only (a worker whose bulk lane has its own loop)."""
+        return collect_batch(
+            lambda n, wait: self.interactive.receive(n, wait_s=wait, visibility_s=visibility_s),
+            max_size=max_size, first_wait_s=first_wait_s, fill_wait_s=fill_wait_s)
+
+    def receive_bulk_batch(
+        self, *, max_size: int, first_wait_s: float, fill_wait_s: float,
+        visibility_s: float | None = None,
+    ) -> list[Message]:
+        """One batch of the bulk lane only, receipts marked as bulk."""
+        return collect_batch(lambda n, wait: self._bulk(n, wait, visibility_s),
+                             max_size=max_size, first_wait_s=first_wait_s,
+                             fill_wait_s=fill_wait_s)
+
     def _receive_now(self, max_interactive: int, max_bulk: int,
                      visibility_s: float | None) -> list[Message]:
         found = self.interactive.receive(max_interactive, wait_s=0.0, visibility_s=visibility_s)

@@ -18,10 +18,13 @@ from tests.helpers.server import RunningServer, run_server
 BATCH_ITEMS = 300
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=["10", "0"], ids=["bulk-thread", "one-loop"])
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A worker with its bulk lane in a nicer thread (the default), and with one loop."""
     state = tmp_path_factory.mktemp("lanes") / "state"
-    with run_server(state, "--workers", "1", "--durability", "crash") as srv:
+    with run_server(state, "--workers", "1", "--durability", "crash",
+                    "--bulk-nice", request.param) as srv:
         yield srv
 
 
