@@ -81,9 +81,9 @@ def build_status(rt: Runtime) -> dict[str, Any]:
         "time": time.time(),
         "backend": rt.backend.description,
         "queue": {"visible": depth.visible, "in_flight": depth.in_flight,
-                  "dead_letter": dead.visible + dead.in_flight,
-                  "bulk": None if bulk is None else {"visible": bulk.visible,
-                                                     "in_flight": bulk.in_flight}},
+                  "dead_letter": dead.visible + dead.in_flight},
+        # "queue" is the interactive lane (as before lanes existed); batch items wait here.
+        "bulk": None if bulk is None else {"visible": bulk.visible, "in_flight": bulk.in_flight},
         "cost": cost_section(rt.scaling.controller if rt.scaling is not None else None),
         "workers": _workers(workers),
         "scaling": scaling,

@@ -164,7 +164,7 @@ def test_status_shows_the_bulk_lane_and_worker_seconds_per_image(server: Running
     _wait_done(server.url, batch["id"])
     time.sleep(1.5)  # a heartbeat or two: the processed counts reach the autoscaler
     status = httpx.get(f"{server.url}/api/v1/status", timeout=10).json()
-    assert status["queue"]["bulk"] == {"visible": 0, "in_flight": 0}
+    assert status["bulk"] == {"visible": 0, "in_flight": 0}
     cost = status["cost"]
     assert cost["images"] >= 4 and cost["worker_seconds"] > 0
     assert cost["worker_seconds_per_image"] == pytest.approx(

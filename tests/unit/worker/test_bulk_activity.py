@@ -13,6 +13,10 @@ from imgrec.worker.heartbeat import Heartbeat
 from imgrec.worker.lease import Leases
 
 
+def state(heartbeat: Heartbeat) -> WorkerState:
+    return heartbeat.record.state
+
+
 def test_ready_only_when_both_loops_are_idle(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path / "objects")
     queue = SqliteBroker(tmp_path / "q.db").open("requests")
@@ -22,15 +26,15 @@ def test_ready_only_when_both_loops_are_idle(tmp_path: Path) -> None:
 
     activity.took(["bulk|r1", "bulk|r2"])  # the bulk loop takes a batch
     activity.idle()  # the interactive loop finds nothing meanwhile
-    assert heartbeat.record.state == WorkerState.BUSY
+    assert state(heartbeat) == WorkerState.BUSY
     activity.took(["i1"])  # an interactive request arrives
     assert sorted(heartbeat.record.receipts) == ["bulk|r1", "bulk|r2", "i1"]
     leases.drop(["i1"])
     activity.done()
     activity.idle()
-    assert heartbeat.record.state == WorkerState.BUSY  # the bulk batch is still in hand
+    assert state(heartbeat) == WorkerState.BUSY  # the bulk batch is still in hand
     leases.drop(["bulk|r1", "bulk|r2"])
     activity.done()
     activity.idle()
-    assert heartbeat.record.state == WorkerState.READY
+    assert state(heartbeat) == WorkerState.READY
     assert heartbeat.record.processed == 7

@@ -141,7 +141,7 @@ export class LivePanel {
     $("m-queue").textContent = String(queue.visible);
     const queueSub = [`waiting · ${queue.in_flight} in progress`];
     if (queue.dead_letter) queueSub.push(`${queue.dead_letter} dead-lettered`);
-    const bulk = queue.bulk ? queue.bulk.visible + queue.bulk.in_flight : 0;
+    const bulk = status.bulk ? status.bulk.visible + status.bulk.in_flight : 0;
     if (bulk) queueSub.push(`${bulk} batch items (served after these)`);
     this.renderCost(status.cost);
     $("m-queue-sub").textContent = queueSub.join(" · ");
