@@ -106,6 +106,23 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         8, ge=1, le=256, description="Most requests a worker classifies at once."
     )
+    bulk_batch_size: int = Field(
+        4, ge=1, le=256,
+        description="Most batch items (the bulk lane) a worker takes at once; small, so an "
+        "interactive request waits for at most one small bulk batch.",
+    )
+    bulk_nice: int = Field(
+        10, ge=0, le=19,
+        description="A worker serves batch items in a thread this much nicer (lower CPU "
+        "priority) than its interactive one; 0: one loop for both lanes, interactive first.",
+    )
+    max_batch_items: int = Field(
+        10_000, ge=1, description="Most items one batch (POST /api/v1/batches) may hold."
+    )
+    max_batch_upload_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024,
+        description="Largest body of one batch upload (files or an archive), in bytes.",
+    )
     batch_wait_ms: float = Field(
         4.0, ge=0, le=1000, description="How long a worker waits to fill a batch once it has one."
     )

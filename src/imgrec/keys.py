@@ -19,9 +19,11 @@ WEB_TIERS_PREFIX = "web-tiers/"  # one heartbeat per web-tier process: its reply
 IDEMPOTENCY_PREFIX = "idempotency/"  # one record per Idempotency-Key: job id + image digest
 CALLBACKS_PREFIX = "callbacks/"  # a job's webhook and its delivery state; expires with the job
 DEAD_LETTERS_PREFIX = "dead-letters/"  # why a request was dead-lettered; expires with the job
+BATCHES_PREFIX = "batches/"  # batches/<id>.json: a batch; batches/<id>/<part>.json: its items
 
 REQUEST_QUEUE = "requests"
-DEAD_LETTER_QUEUE = "requests-dead"
+DEAD_LETTER_QUEUE = "requests-dead"  # shared by both request lanes
+BULK_REQUEST_QUEUE = "requests-bulk"  # the lower-priority lane of batch items (lanes.py)
 # "_" cannot occur in a stack name, so on SQS "<stack>-replies_*" matches no other stack's queue.
 REPLY_QUEUE_PREFIX = "replies_"
 
@@ -82,6 +84,14 @@ def heartbeat_key(worker_id: str) -> str:
 
 def web_tier_key(reply_queue: str) -> str:
     return f"{WEB_TIERS_PREFIX}{reply_queue}.json"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"{BATCHES_PREFIX}{batch_id}.json"
+
+
+def batch_part_key(batch_id: str, part: str) -> str:
+    return f"{BATCHES_PREFIX}{batch_id}/{part}.json"
 
 
 def reply_queue_name(instance: str | None = None) -> str:

@@ -249,6 +249,9 @@ class Backend:
     dead_letters: Queue
     description: str
     fleet_factory: Callable[[int], Fleet]
+    bulk: Queue | None = None  # the lower-priority lane of batch items (``imgrec.lanes``)
+    # Opens another bucket of the same provider read-only, for batches from s3://bucket/prefix.
+    open_source: Callable[[str], ObjectStore] | None = None
 
     def open_fleet(self, max_workers: int) -> Fleet:
         """The backend's fleet of workers, at most ``max_workers`` at once."""

@@ -1,11 +1,12 @@
 """Retention: uploads and results live ``retention_days``, then they go.
 
-On AWS, S3 lifecycle rules (set by ``imgrec aws up``) expire ``inputs/``, ``results/`` and
-``idempotency/`` (the records of idempotency keys, which expire with their job); on
-one machine the ``Janitor`` does, sweeping the store every ``janitor_interval_s``. A request id
-carries its creation time (``keys.request_id_time``), so the age of a job is known from its id
-alone: the janitor needs no timestamps from the store, and a job whose objects are gone
-answers 410 when it is past retention (404 when it never existed).
+On AWS, S3 lifecycle rules (set by ``imgrec aws up``) expire ``inputs/``, ``results/``,
+``idempotency/`` (the records of idempotency keys, which expire with their job), ``callbacks/``,
+``dead-letters/`` and ``batches/``; on one machine the ``Janitor`` does, sweeping the store
+every ``janitor_interval_s``. A request id carries its creation time
+(``keys.request_id_time``), so the age of a job is known from its id alone: the janitor needs
+no timestamps from the store, and a job whose objects are gone answers 410 when it is past
+retention (404 when it never existed).
 
 Example::
 
@@ -28,12 +29,14 @@ from .ports import ObjectStore
 
 log = logging.getLogger(__name__)
 
-# Swept prefixes and how a key there names its request.
+# Swept prefixes and how a key there names its request (a batch: by its first 32 characters,
+# for batches/<id>.json and batches/<id>/<part>.json alike).
 _SWEPT = (
     (keys.INPUTS_PREFIX, ""),
     (keys.RESULTS_PREFIX, ".json"),
     (keys.CALLBACKS_PREFIX, ".json"),
     (keys.DEAD_LETTERS_PREFIX, ".json"),
+    (keys.BATCHES_PREFIX, "*"),
 )
 
 
@@ -69,7 +72,9 @@ class Janitor:
         for prefix, suffix in _SWEPT:
             for key in list(self.store.list(prefix)):
                 request_id = key[len(prefix):]
-                if suffix and request_id.endswith(suffix):
+                if suffix == "*":
+                    request_id = request_id[:32]
+                elif suffix and request_id.endswith(suffix):
                     request_id = request_id[: -len(suffix)]
                 if is_expired(request_id, self.retention_s, now):
                     self.store.delete(key)

@@ -70,13 +70,15 @@ def check_address_free(host: str, port: int) -> None:
 def run_server(settings: Settings) -> None:
     from .autoscale.controller import Controller, policy_settings
     from .autoscale.memory import EstimateMemory
+    from .lanes import LanedRequests
     from .web.app import Scaling, create_app
 
     check_address_free(settings.host, settings.port)
     backend = open_backend(settings)
     mode, bounds = policy_settings(settings)
     fleet = backend.open_fleet(max(bounds.max_workers, 1))
-    controller = Controller(backend.requests, fleet, bounds, mode=mode,
+    # The fleet serves both lanes, so the autoscaler sizes it for their summed depth.
+    controller = Controller(LanedRequests(backend.requests, backend.bulk), fleet, bounds, mode=mode,
                             tick_s=settings.autoscale_tick_s,
                             boot_deadline_s=settings.boot_deadline_s,
                             silent_after_s=settings.worker_silent_after_s,

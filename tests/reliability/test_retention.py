@@ -78,3 +78,17 @@ def test_a_job_past_retention_answers_410_after_the_janitor_removed_it(
     assert abs(body["expired_at"] - body["submitted_at"] - retention_s) < 0.01
     assert never.status_code == 404 and never.json()["error"] == "job_not_found"
     assert malformed.status_code == 404
+
+
+def test_the_janitor_removes_batch_records_and_their_parts_past_retention(tmp_path: Path) -> None:
+    now = 1_800_000_000.0
+    store = DirectoryStore(tmp_path / "objects")
+    old, young = keys.new_request_id(now - 4 * DAY_S), keys.new_request_id(now - 1 * DAY_S)
+    for batch_id in (old, young):
+        store.put(keys.batch_key(batch_id), b"{}")
+        store.put(keys.batch_part_key(batch_id, "c000001"), b"[]")
+    janitor = Janitor(store, retention_s=3 * DAY_S, interval_s=60, clock=lambda: now)
+
+    assert janitor.sweep() == 2
+    assert sorted(store.list(keys.BATCHES_PREFIX)) == sorted(
+        [keys.batch_key(young), keys.batch_part_key(young, "c000001")])

@@ -24,6 +24,7 @@ from .answers import AnswerStats, RecentAnswers
 from .memory import EstimateMemory
 from .policy import OURS, Decision, NamedPolicy, Observation, PolicySettings
 from .stuck import boot_deadline, stuck_workers
+from .usage import Usage, UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,16 @@ class Controller:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.usage_meter = UsageMeter()
+
+    def usage(self) -> Usage:
+        """Worker-seconds and images since start (for worker-seconds per image)."""
+        with self._lock:
+            return self.usage_meter.usage()
+
+    def worker_kind(self) -> str:
+        """What a worker runs on ("local", or the EC2 instance type), as of the last tick."""
+        return self._health.worker_kind
 
     def boot_s(self) -> float | None:
         """Median launch-to-ready seconds of the recent workers, as of the last tick."""
@@ -198,6 +209,7 @@ class Controller:
         with self._lock:
             self.ticks += 1
             self.workers = list(obs.workers)
+            self.usage_meter.observe(now, obs.workers)
             self.history.append(HistorySample(
                 t=now, visible=obs.visible, in_flight=obs.in_flight,
                 workers=sum(1 for w in obs.workers if w.state != WorkerState.DRAINING),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from .. import keys
 from ..config import Settings
 from ..errors import ConfigError, QueueNotFound
-from ..ports import Backend, Fleet
+from ..ports import Backend, Fleet, Queue
 from .ec2_fleet import Ec2Fleet
 from .errors import translated
 from .naming import StackNames, validate_stack
@@ -15,6 +16,8 @@ from .resources import queue_bucket_suffix
 from .s3_store import S3Store, StackStore
 from .session import AwsSession
 from .sqs_queue import SqsBroker
+
+log = logging.getLogger(__name__)
 
 
 def stack_names(settings: Settings, session: AwsSession) -> StackNames:
@@ -46,6 +49,12 @@ def open_backend(settings: Settings, session: AwsSession | None = None) -> Backe
         dead_letters = broker.open(keys.DEAD_LETTER_QUEUE, create=False)
     except QueueNotFound as exc:
         raise ConfigError(f"stack {names.stack} has no request queue: {missing_hint}") from exc
+    try:
+        bulk: Queue | None = broker.open(keys.BULK_REQUEST_QUEUE, create=False)
+    except QueueNotFound:  # a stack made before batches existed: single requests still work
+        log.warning("stack %s has no bulk lane (%s): batches are refused; %s", names.stack,
+                    names.queue(keys.BULK_REQUEST_QUEUE), missing_hint)
+        bulk = None
 
     def fleet(max_workers: int) -> Fleet:
         return Ec2Fleet(session.client("ec2"), names, store, max_workers=max_workers)
@@ -57,4 +66,6 @@ def open_backend(settings: Settings, session: AwsSession | None = None) -> Backe
         dead_letters=dead_letters,
         description=f"aws stack {names.stack} ({names.region})",
         fleet_factory=fleet,
+        bulk=bulk,
+        open_source=lambda bucket: S3Store(s3, bucket),
     )

@@ -88,6 +88,10 @@ class StackNames:
         return self.queue(keys.REQUEST_QUEUE)
 
     @property
+    def bulk_queue(self) -> str:
+        return self.queue(keys.BULK_REQUEST_QUEUE)
+
+    @property
     def dead_letter_queue(self) -> str:
         return self.queue(keys.DEAD_LETTER_QUEUE)
 

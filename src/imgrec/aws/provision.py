@@ -112,6 +112,7 @@ class Stack:
         days = math.ceil(opts.retention_days)  # S3 expires in whole days
         expiry = {n.inputs_bucket: {keys.INPUTS_PREFIX: days},
                   n.outputs_bucket: {keys.RESULTS_PREFIX: days, keys.IDEMPOTENCY_PREFIX: days,
+                                     keys.BATCHES_PREFIX: days,
                                      keys.CALLBACKS_PREFIX: days,
                                      keys.DEAD_LETTERS_PREFIX: days,
                                      keys.HEARTBEATS_PREFIX: HEARTBEAT_EXPIRY_DAYS,
@@ -122,10 +123,11 @@ class Stack:
         self._report(out, "queue", n.dead_letter_queue, self._ensure_queue(
             n.dead_letter_queue, queue_attributes(visibility_s=opts.visibility_timeout_s)))
         dlq_arn = n.queue_arn(n.dead_letter_queue)
-        self._report(out, "queue", n.request_queue, self._ensure_queue(
-            n.request_queue, queue_attributes(visibility_s=opts.visibility_timeout_s,
-                                              dead_letter_arn=dlq_arn,
-                                              max_receives=opts.max_receives)))
+        for queue in (n.request_queue, n.bulk_queue):  # both lanes share the dead letters
+            self._report(out, "queue", queue, self._ensure_queue(
+                queue, queue_attributes(visibility_s=opts.visibility_timeout_s,
+                                        dead_letter_arn=dlq_arn,
+                                        max_receives=opts.max_receives)))
         wheels, status = wheelhouse.prepare(
             self.s3, n.outputs_bucket, platform(opts.instance_type), wheel=opts.wheel,
             directory=opts.wheelhouse, progress=self.progress)
@@ -253,7 +255,7 @@ class Stack:
             detail = resources.describe_bucket(self.s3, bucket)
             out.append(ResourceStatus("bucket", bucket, "present" if detail else "missing",
                                       detail or ""))
-        for queue in (n.request_queue, n.dead_letter_queue):
+        for queue in (n.request_queue, n.bulk_queue, n.dead_letter_queue):
             out.append(self._queue_status(queue))
         for url in self._reply_queue_urls():
             out.append(ResourceStatus("queue", url.rsplit("/", 1)[-1], "present", "reply queue"))
@@ -331,7 +333,7 @@ class Stack:
         for url in self._reply_queue_urls():
             self.broker.delete_queue(url.rsplit("/", 1)[-1])
             self._report(out, "queue", url.rsplit("/", 1)[-1], "deleted")
-        for queue in (n.request_queue, n.dead_letter_queue):
+        for queue in (n.bulk_queue, n.request_queue, n.dead_letter_queue):
             present = self._queue_status(queue).status == "present"
             self.broker.delete_queue(queue)
             self._report(out, "queue", queue, "deleted" if present else "absent")

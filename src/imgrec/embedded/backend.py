@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import keys
 from ..config import Settings
+from ..lanes import LanedRequests
 from ..ports import Backend, Fleet
 from .dir_store import DirectoryStore
 from .sqlite_queue import SqliteBroker
@@ -18,11 +19,17 @@ def open_backend(settings: Settings) -> Backend:
     requests = broker.open(
         keys.REQUEST_QUEUE, dead_letter=keys.DEAD_LETTER_QUEUE, max_receives=settings.max_receives
     )
+    bulk = broker.open(
+        keys.BULK_REQUEST_QUEUE, dead_letter=keys.DEAD_LETTER_QUEUE,
+        max_receives=settings.max_receives,
+    )
 
     def fleet(max_workers: int) -> Fleet:
         from .process_fleet import ProcessFleet
 
-        return ProcessFleet(store, settings, requests=requests, max_workers=max_workers,
+        # Released receipts of a dead worker go back to the lane each came from.
+        return ProcessFleet(store, settings, requests=LanedRequests(requests, bulk),
+                            max_workers=max_workers,
                             threads_per_worker=settings.threads_per_worker())
 
     return Backend(
@@ -32,4 +39,5 @@ def open_backend(settings: Settings) -> Backend:
         dead_letters=broker.open(keys.DEAD_LETTER_QUEUE),
         description=f"embedded ({settings.state_dir.resolve()})",
         fleet_factory=fleet,
+        bulk=bulk,
     )

@@ -30,6 +30,7 @@ from ..worker.dead_letters import DeadLetterResponder
 from . import page
 from .auth import ApiKeyAuth
 from .backlog import Admission, BacklogGate
+from .batches import batches_router
 from .dead_letter_routes import dead_letters_router
 from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
@@ -252,7 +253,8 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_upload_bytes,
+                       larger={"/api/v1/batches": settings.max_batch_upload_bytes})
     if settings.api_key is not None:  # added last: runs first, before any body is read
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, holder)
@@ -261,6 +263,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
     app.include_router(job_router(holder.get))
     app.include_router(dead_letters_router(holder.get))
     app.include_router(job_events_router(holder.get))
+    app.include_router(batches_router(holder.get))
     return app
 
 

@@ -20,15 +20,23 @@ class BodySizeLimit:
     Checks Content-Length up front and counts the bytes of chunked bodies as they arrive.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int,
+                 larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes + _FORM_OVERHEAD_BYTES
         self.max_file_bytes = max_body_bytes
+        # Paths under these prefixes (batch uploads) take bodies up to their own limit.
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        for prefix, limit in self.larger.items():
+            if path.startswith(prefix):
+                await BodySizeLimit(self.app, limit)(scope, receive, send)
+                return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 
 from ..ports import WorkerInfo, WorkerState
+from .cost import cost_section
 
 if TYPE_CHECKING:
     from .app import Runtime
@@ -43,6 +44,7 @@ def _workers(workers: list[WorkerInfo]) -> dict[str, Any]:
 def build_status(rt: Runtime) -> dict[str, Any]:
     """The status document (blocking: reads the queue and the fleet)."""
     depth = rt.backend.requests.depth()
+    bulk = rt.backend.bulk.depth() if rt.backend.bulk is not None else None
     dead = rt.backend.dead_letters.depth()
     stats = rt.metrics.recent.stats()
     settings = rt.settings
@@ -80,6 +82,9 @@ def build_status(rt: Runtime) -> dict[str, Any]:
         "backend": rt.backend.description,
         "queue": {"visible": depth.visible, "in_flight": depth.in_flight,
                   "dead_letter": dead.visible + dead.in_flight},
+        # "queue" is the interactive lane (as before lanes existed); batch items wait here.
+        "bulk": None if bulk is None else {"visible": bulk.visible, "in_flight": bulk.in_flight},
+        "cost": cost_section(rt.scaling.controller if rt.scaling is not None else None),
         "workers": _workers(workers),
         "scaling": scaling,
         "throughput": {"answered_per_s": stats.answered_per_s,

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..errors import RetryableError
+from ..lanes import LanedRequests
 from ..model.classifier import Classifier
 from ..ports import Backend, Message, WorkerState
 from .batch import BatchRun, BatchTools, WorkerCounters
-from .batching import collect_batch
+from .bulk_thread import Activity, BulkThread
 from .heartbeat import Heartbeat
 from .lease import Leases
 from .reply_queues import ReplyQueues
@@ -55,12 +56,17 @@ class Worker:
         self.report_receipts = report_receipts
         self.counters = WorkerCounters()
         self.heartbeat = Heartbeat(backend.store, self.worker_id, interval_s=settings.heartbeat_s)
+        # Both lanes: interactive first; receipts say which lane to delete or extend them on.
+        self.lanes = LanedRequests(backend.requests, backend.bulk)
         self.leases = Leases(
-            backend.requests, visibility_s=settings.visibility_timeout_s,
+            self.lanes, visibility_s=settings.visibility_timeout_s,
             max_hold_s=settings.max_processing_s, on_tick=self.heartbeat.beat,
         )
+        self.activity = Activity(self.heartbeat, self.leases, report_receipts=report_receipts,
+                                 processed=lambda: self.counters.received)
+        self.bulk_thread: BulkThread | None = None
         self.tools = BatchTools(
-            store=backend.store, requests=backend.requests,
+            store=backend.store, requests=self.lanes,
             replies=replies or ReplyQueues(backend.broker), classifier=classifier,
             max_image_pixels=settings.max_image_pixels, counters=self.counters,
         )
@@ -72,9 +78,22 @@ class Worker:
         """
         self.heartbeat.beat(WorkerState.READY)
         self.leases.start()
+        # The bulk lane gets a loop of its own at a lower CPU priority (bulk_thread.py); a
+        # worker that drains the queue and returns (until_empty) serves both lanes in turn.
+        if not until_empty and self.backend.bulk is not None and self.settings.bulk_nice > 0:
+            self.bulk_thread = BulkThread(
+                self.lanes, self.activity, handle=self.handle_batch,
+                batch_size=min(self.settings.batch_size, self.settings.bulk_batch_size),
+                fill_wait_s=self.settings.batch_wait_ms / 1000,
+                poll_wait_s=self.settings.poll_wait_s,
+                visibility_s=self.settings.visibility_timeout_s, nice=self.settings.bulk_nice)
+            self.bulk_thread.start(stop)
         try:
             self._serve(stop, until_empty)
         finally:
+            if self.bulk_thread is not None:
+                stop.set()
+                self.bulk_thread.join(self.settings.max_processing_s)
             self.leases.stop()
         self.heartbeat.beat(WorkerState.STOPPED, processed=self.counters.received, receipts=[])
         return self.counters
@@ -93,25 +112,39 @@ class Worker:
                 continue
             busy = bool(messages)
             if not messages:
-                self.heartbeat.beat(WorkerState.READY, processed=self.counters.received)
+                if self.bulk_thread is not None:
+                    self.activity.idle()
+                else:
+                    self.heartbeat.beat(WorkerState.READY, processed=self.counters.received)
                 if until_empty:
                     break
                 continue
-            if not self.handle_batch(messages):
-                stop.wait(_BACKOFF_S)
+            try:
+                if not self.handle_batch(messages):
+                    stop.wait(_BACKOFF_S)
+            finally:
+                if self.bulk_thread is not None:
+                    self.activity.done()
             # Stay BUSY until a receive comes back empty: between two batches of a steady load
             # the worker is not idle, and must not look drainable.
             self.heartbeat.beat(WorkerState.BUSY, processed=self.counters.received)
 
     def receive_batch(self, first_wait_s: float) -> list[Message]:
         """Receive one batch and take it in hand (leases; receipts in the heartbeat)."""
-        visibility = self.settings.visibility_timeout_s
-        requests = self.backend.requests
-        messages = collect_batch(
-            lambda n, wait: requests.receive(n, wait_s=wait, visibility_s=visibility),
+        if self.bulk_thread is not None:
+            messages = self.lanes.receive_interactive_batch(
+                max_size=self.settings.batch_size, first_wait_s=first_wait_s,
+                fill_wait_s=self.settings.batch_wait_ms / 1000,
+                visibility_s=self.settings.visibility_timeout_s)
+            if messages:
+                self.activity.took([m.receipt for m in messages])
+            return messages
+        messages = self.lanes.receive_batch(
             max_size=self.settings.batch_size,
+            bulk_max_size=min(self.settings.batch_size, self.settings.bulk_batch_size),
             first_wait_s=first_wait_s,
             fill_wait_s=self.settings.batch_wait_ms / 1000,
+            visibility_s=self.settings.visibility_timeout_s,
         )
         if messages:
             receipts = [m.receipt for m in messages]

@@ -298,7 +298,8 @@ def test_buckets_expire_what_is_left_behind(moto: Endpoint, backend: Backend) ->
     assert rules[names.inputs_bucket] == {"inputs/": 3}  # retention_days, whole days
     assert rules[names.outputs_bucket] == {"results/": 3, "idempotency/": 3, "heartbeats/": 1,
                                            "web-tiers/": 1, "callbacks/": 3,
-                                           "dead-letters/": 3}  # not deploy/ nor autoscale/
+                                           "dead-letters/": 3, "batches/": 3}
+    # not deploy/ nor autoscale/
 
 
 def test_measured_rate_and_boot_time_outlive_a_restart(backend: Backend, tmp_path: Path) -> None:

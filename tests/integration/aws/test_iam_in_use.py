@@ -118,6 +118,14 @@ def test_each_tier_calls_only_what_its_policy_allows(
             cancel = httpx.delete(f"{server.url}{keyed[0].json()['poll']}", timeout=30)
             assert cancel.status_code in (200, 409), cancel.text  # unless already answered
             _dead_letter_and_replay(server.url, moto, dev_photos[4].path.read_bytes())
+            # A batch: its record and parts, the bulk lane, progress and results.
+            batch = httpx.post(f"{server.url}/api/v1/batches", timeout=60, files=[
+                ("file", (p.path.name, p.path.read_bytes())) for p in dev_photos[4:6]]).json()
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{server.url}{batch['poll']}").json()["status"] != "done":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert httpx.get(f"{server.url}{batch['results']}").status_code == 200
             assert httpx.get(f"{server.url}/api/v1/status").status_code == 200
             time.sleep(1.5)  # a few autoscaler ticks: depth, fleet, heartbeats, estimates
         assert web_calls.count("ec2", "RunInstances") >= 1  # the autoscaler launched

@@ -19,6 +19,7 @@ NAMES = StackNames("demo", "123456789012", "eu-west-1")
 def test_one_naming_scheme() -> None:
     assert NAMES.request_queue == "demo-requests"
     assert NAMES.dead_letter_queue == "demo-requests-dead"
+    assert NAMES.bulk_queue == "demo-requests-bulk"
     assert NAMES.queue("replies-ab12") == "demo-replies-ab12"
     assert NAMES.inputs_bucket == "demo-inputs-123456789012-eu-west-1"
     assert NAMES.role("worker") == NAMES.launch_template("worker") == "demo-worker"
@@ -35,7 +36,9 @@ def test_worker_policy_names_only_the_stacks_buckets_and_queues() -> None:
     for resource in iam.policy_resources(policy):
         assert ("demo-inputs-123456789012-eu-west-1" in resource
                 or "demo-outputs-123456789012-eu-west-1" in resource
-                or resource.endswith((":demo-requests", ":demo-requests-dead", ":demo-replies_*")))
+                or resource.endswith((":demo-requests", ":demo-requests-bulk",
+                                      ":demo-requests-dead", ":demo-replies_*")))
+    assert NAMES.queue_arn(NAMES.bulk_queue) in iam.policy_resources(policy)
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert not any(a.endswith("*") for a in actions)
     assert "sqs:CreateQueue" not in actions and "s3:DeleteObject" not in actions

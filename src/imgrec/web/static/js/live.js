@@ -109,6 +109,18 @@ export class LivePanel {
     this.last = null;
   }
 
+  renderCost(cost) {
+    const perImage = cost ? cost.worker_seconds_per_image : null;
+    $("m-cost").textContent = perImage == null ? "–" : perImage.toPrecision(2);
+    this.root.dataset.costPerImage = perImage == null ? "" : String(perImage);
+    const sub = ["since start, idle and booting time included"];
+    if (cost && cost.price_per_1000_images != null) {
+      sub.unshift(`about $${cost.price_per_1000_images.toFixed(4)} per 1,000 photos on ` +
+        `${cost.worker_kind}`);
+    }
+    $("m-cost-sub").textContent = sub.join(" · ");
+  }
+
   render(status) {
     $("live-unavailable").hidden = true;
     $("live-body").hidden = false;
@@ -129,6 +141,9 @@ export class LivePanel {
     $("m-queue").textContent = String(queue.visible);
     const queueSub = [`waiting · ${queue.in_flight} in progress`];
     if (queue.dead_letter) queueSub.push(`${queue.dead_letter} dead-lettered`);
+    const bulk = status.bulk ? status.bulk.visible + status.bulk.in_flight : 0;
+    if (bulk) queueSub.push(`${bulk} batch items (served after these)`);
+    this.renderCost(status.cost);
     $("m-queue-sub").textContent = queueSub.join(" · ");
     $("m-workers").textContent = String(workers.total);
     const busy = workers.by_state.busy || 0;
