@@ -47,9 +47,9 @@ def hourly_cost(instances: Mapping[str, int], workers: int, *, heartbeat_s: floa
     lines.append(CostLine(f"autoscaler heartbeat reads: {reads:,.0f} S3 GETs",
                           reads * S3_GET_PER_1000 / 1000))
     poll = max(1.0, min(SQS_LONGEST_POLL_S, poll_wait_s))
-    # An idle worker long-polls the request queue; a web tier its reply and dead-letter queues
-    # and reads the request queue's depth every tick.
-    sqs = workers * 3600 / poll + web_tiers * (2 * 3600 / poll + 3600 / tick_s)
+    # An idle worker long-polls both request lanes (interactive and bulk); a web tier its reply
+    # and dead-letter queues and reads both lanes' depths every tick.
+    sqs = workers * 2 * 3600 / poll + web_tiers * (2 * 3600 / poll + 2 * 3600 / tick_s)
     lines.append(CostLine(f"polling: {sqs:,.0f} SQS requests (idle)",
                           sqs * SQS_PER_MILLION / 1e6))
     return lines

@@ -14,7 +14,8 @@ def test_an_idle_stack_with_two_workers_and_a_web_instance() -> None:
     assert by_item["3 x c7i.large (EC2 On-Demand)"] == pytest.approx(0.26775)
     assert by_item["heartbeats"] == pytest.approx(2 * 1800 * 0.005 / 1000)
     assert by_item["autoscaler heartbeat reads"] == pytest.approx(2 * 7200 * 0.0004 / 1000)
-    assert by_item["polling"] == pytest.approx((2 * 3600 + 7200 + 7200) * 0.4 / 1e6)
+    # Two workers x two lanes, the web tier's two long polls, two lanes' depths per tick.
+    assert by_item["polling"] == pytest.approx((2 * 2 * 3600 + 7200 + 2 * 7200) * 0.4 / 1e6)
     cost, complete = total(lines)
     assert complete and cost == pytest.approx(sum(v for v in by_item.values() if v))
 
