@@ -9,7 +9,6 @@ of single requests; reads of a batch use the request path's deadline.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +29,7 @@ from .batch_schemas import BatchAccepted, BatchProgress, BatchSubmitted
 from .deadline import DeadlineCalls
 from .errors import ApiError
 from .s3_source import add_s3_source, parse_source
+from .sse import encode_comment, encode_event, event_stream_response
 
 if TYPE_CHECKING:
     from .app import Runtime
@@ -209,8 +209,7 @@ def batches_router(runtime: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 -
     async def events(batch_id: str, request: Request) -> StreamingResponse:
         rt = runtime()
         await _view(rt, batch_id)
-        return StreamingResponse(_events(rt, batch_id, request), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return event_stream_response(_events(rt, batch_id, request))
 
     return router
 
@@ -240,30 +239,26 @@ def _items(part: BatchPart | None) -> list[dict[str, str]]:
     return [] if part is None else [{"id": i.request_id, "file": i.name} for i in part.items]
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
-    """One server-sent event (a minimal writer; see the report about web/sse.py)."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-async def _events(rt: Runtime, batch_id: str, request: Request) -> AsyncIterator[str]:
+async def _events(rt: Runtime, batch_id: str, request: Request) -> AsyncIterator[bytes]:
+    """``progress`` on every change, ``done`` at the end; ends early when the server stops."""
     last: dict[str, Any] | None = None
     quiet_s = 0.0
-    while not await request.is_disconnected():
+    while not await request.is_disconnected() and not rt.streams_end.is_set():
         try:
             view = await rt.calls.run("reading the batch", _tools_of(rt).reader.read, batch_id)
         except Exception as exc:  # noqa: BLE001 - report it on the stream, then end it
-            yield sse("error", {"error": type(exc).__name__, "detail": str(exc)})
+            yield encode_event({"error": type(exc).__name__, "detail": str(exc)}, event="error")
             return
         doc = progress(view).model_dump()
         if doc != last:
             last, quiet_s = doc, 0.0
-            yield sse("progress", doc)
+            yield encode_event(doc, event="progress")
         if view.finished:
-            yield sse("done", doc)
+            yield encode_event(doc, event="done")
             return
         if quiet_s >= _KEEPALIVE_S:
             quiet_s = 0.0
-            yield ": keepalive\n\n"
+            yield encode_comment("keep-alive")
         await asyncio.sleep(_EVENT_POLL_S)
         quiet_s += _EVENT_POLL_S
 
