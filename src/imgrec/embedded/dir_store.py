@@ -59,21 +59,8 @@ class DirectoryStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            if str(path.parent) not in self._inside_dirs:
-                path.parent.mkdir(parents=True, exist_ok=True)
+            tmp, sync = self._write_partial(key, path, data)
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
-            except FileNotFoundError:  # a remembered directory was removed meanwhile
-                self._inside_dirs.discard(str(path.parent))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
-            sync = self.durable and not key.startswith(self.volatile_prefixes)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    if sync:
-                        fh.flush()
-                        os.fsync(fh.fileno())
                 os.replace(tmp, path)
                 if sync:
                     _fsync_dir(path.parent)
@@ -89,15 +76,8 @@ class DirectoryStore:
         # of two racing writers exactly one wins.
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
-            sync = self.durable and not key.startswith(self.volatile_prefixes)
+            tmp, sync = self._write_partial(key, path, data)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    if sync:
-                        fh.flush()
-                        os.fsync(fh.fileno())
                 try:
                     os.link(tmp, path)
                 except FileExistsError:
@@ -109,6 +89,28 @@ class DirectoryStore:
                 _remove_quietly(tmp)
         except OSError as exc:
             raise _translate(exc, f"cannot write object {key!r}") from exc
+
+    def _write_partial(self, key: str, path: Path, data: bytes) -> tuple[str, bool]:
+        """``data`` in a temporary file beside ``path`` (synced if durable): (its name, synced)."""
+        if str(path.parent) not in self._inside_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+        except FileNotFoundError:  # a remembered directory was removed meanwhile
+            self._inside_dirs.discard(str(path.parent))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+        sync = self.durable and not key.startswith(self.volatile_prefixes)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                if sync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except BaseException:
+            _remove_quietly(tmp)
+            raise
+        return tmp, sync
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
