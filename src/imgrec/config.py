@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         None, ge=1, description="ONNX Runtime threads per worker.",
         json_schema_extra={"default_text": "cores / max workers", "flag_aliases": ["--threads"]},
     )
+    worker_start: Literal["fork", "spawn"] = Field(
+        "fork",
+        description="Embedded backend: how a local worker starts. fork: from a fork server "
+        "that imported the worker's modules once (ready in tens of ms; Linux); spawn: a new "
+        "interpreter per worker (also where fork is not available).",
+    )
 
     batch_size: int = Field(
         8, ge=1, le=256, description="Most requests a worker classifies at once."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -21,10 +22,33 @@ log = logging.getLogger(__name__)
 
 
 def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        if os.getppid() != parent_pid:
-            log.warning("parent process %d is gone; stopping", parent_pid)
-            stop.set()
+    """Set ``stop`` once ``parent_pid`` ends.
+
+    The parent is the supervising fleet's process, which is not this process's parent when
+    a fork server forked it: a pidfd tells when that process ends (and cannot be fooled by a
+    reused pid); without pidfds, a change of parent does.
+    """
+    try:
+        pidfd = os.pidfd_open(parent_pid)
+    except ProcessLookupError:
+        pidfd = -1
+    except (AttributeError, OSError):  # no pidfds (not Linux, or before 5.3)
+        pidfd = None
+    if pidfd is None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                break
+    elif pidfd >= 0:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)  # readable once the process has ended
+        try:
+            while not stop.is_set() and not poller.poll(1000):
+                pass
+        finally:
+            os.close(pidfd)
+    if not stop.is_set():
+        log.warning("parent process %d is gone; stopping", parent_pid)
+        stop.set()
 
 
 def run_worker(
