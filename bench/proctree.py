@@ -73,6 +73,20 @@ def _rollup_kib(pid: int) -> tuple[int, int] | None:
     return values["Rss"], values["Pss"]
 
 
+def tree_memory_by_process(root: int) -> dict[int, tuple[str, int, int]]:
+    """Per live process of the tree: (command line, RSS, PSS), bytes."""
+    out: dict[int, tuple[str, int, int]] = {}
+    for pid in _descendants(root):
+        rollup = _rollup_kib(pid)
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if rollup is not None:
+            out[pid] = (cmd.strip(), rollup[0] * 1024, rollup[1] * 1024)
+    return out
+
+
 def tree_memory(root: int) -> tuple[int, int]:
     """(sum of RSS, sum of PSS) in bytes of ``root`` and every live descendant.
 

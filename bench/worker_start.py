@@ -33,7 +33,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from proctree import tree_memory  # noqa: E402
+from proctree import tree_memory, tree_memory_by_process  # noqa: E402
 
 DEV = Path(os.environ.get("IMGREC_DEV_IMAGES", HERE.parent.parent / "shared" / "images" / "dev"))
 
@@ -152,10 +152,15 @@ def memory_at_load(mode: str, seconds: float) -> dict[str, float]:
                  str(DEV), "--duration", str(seconds), "--concurrency", "16"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             rss = pss = 0
+            biggest: dict[int, tuple[str, int, int]] = {}
             while load.poll() is None:
                 sample = tree_memory(serve.proc.pid)
+                if sample[0] > rss:
+                    biggest = tree_memory_by_process(serve.proc.pid)
                 rss, pss = max(rss, sample[0]), max(pss, sample[1])
                 time.sleep(1.0)
+            for pid, (cmd, p_rss, p_pss) in sorted(biggest.items()):
+                say(f"  {pid} RSS {p_rss / 2**20:.0f} MB PSS {p_pss / 2**20:.0f} MB  {cmd[-70:]}")
             return {"rss_mb": rss / 2**20, "pss_mb": pss / 2**20}
         finally:
             serve.stop()

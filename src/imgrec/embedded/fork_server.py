@@ -24,6 +24,7 @@ inherits no lock held by another thread and no connection it would share.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -115,6 +116,9 @@ def serve(cmd_fd: int, event_fd: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the fleet stops the server, not a Ctrl-C
     inherited = (cmd_fd, event_fd, wake_r, wake_w)
     preload()
+    # Objects the imports made stay out of the collector's sight, so that collections in the
+    # workers do not write to (and copy) the pages they share with this process.
+    gc.freeze()
     _send(event_fd, {"event": "ready", "pid": os.getpid()})
     pending = b""
     while True:

@@ -82,7 +82,8 @@ def run_worker(
     worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}"
     Heartbeat(backend.store, worker_id).beat(WorkerState.STARTING)
     opened = time.perf_counter()
-    classifier = load_classifier(settings.model, threads=settings.threads_per_worker())
+    classifier = load_classifier(settings.model, threads=settings.threads_per_worker(),
+                                 run_batch=settings.run_batch_size)
     # A worker with a parent is supervised by the local process fleet, which releases the
     # requests it holds when it dies (from the receipts in its heartbeat).
     worker = Worker(backend, classifier, settings, worker_id=worker_id,
