@@ -24,6 +24,7 @@ inherits no lock held by another thread and no connection it would share.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -44,10 +45,18 @@ def preload() -> None:
     from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
 
     from .. import messages  # noqa: F401
-    from ..model import classifier, preprocess, spec  # noqa: F401
+    from ..config import load_settings
+    from ..errors import ImgrecError
+    from ..model import classifier, optimized, preprocess, spec  # noqa: F401
     from ..worker import heartbeat, loop, main  # noqa: F401
     from . import backend as embedded_backend  # noqa: F401
     from . import dir_store, sqlite_queue  # noqa: F401
+
+    # Warm what every child does first: validate the settings, read the model's spec and
+    # labels (files read and closed; nothing stays open across the fork). A bad setting or
+    # model is the child's to report, with the message the user needs.
+    with contextlib.suppress(ImgrecError):
+        spec.resolve_model(load_settings().model)
 
 
 def _send(fd: int, event: dict[str, Any]) -> None:

@@ -82,8 +82,11 @@ def run_worker(
     worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}"
     Heartbeat(backend.store, worker_id).beat(WorkerState.STARTING)
     opened = time.perf_counter()
+    # Workers on this machine share the state directory: the first one's optimised graph
+    # makes the next ones' sessions open faster.
+    graph_cache = settings.state_dir / "graphs" if settings.backend == "embedded" else None
     classifier = load_classifier(settings.model, threads=settings.threads_per_worker(),
-                                 run_batch=settings.run_batch_size)
+                                 run_batch=settings.run_batch_size, graph_cache=graph_cache)
     # A worker with a parent is supervised by the local process fleet, which releases the
     # requests it holds when it dies (from the receipts in its heartbeat).
     worker = Worker(backend, classifier, settings, worker_id=worker_id,
