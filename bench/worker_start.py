@@ -51,6 +51,7 @@ def launch_to_ready(mode: str, launches: int) -> list[float]:
         settings = load_settings(state_dir=Path(tmp) / "state", worker_threads=1, **chosen)
         backend = open_backend(settings)
         fleet = backend.open_fleet(1)
+        time.sleep(3.0)  # as in serve, where the fork server imports long before a launch
         try:
             for _ in range(launches):
                 [worker_id] = fleet.launch(1)
