@@ -114,9 +114,12 @@ class Serve:
         self.log.close()
 
 
+EXTRA_SERVE_ARGS: list[str] = []
+
+
 def _mode_args(mode: str) -> list[str]:
     """``default``: the build's default mode (also for builds before ``--worker-start``)."""
-    return [] if mode == "default" else ["--worker-start", mode]
+    return [*EXTRA_SERVE_ARGS, *([] if mode == "default" else ["--worker-start", mode])]
 
 
 def cold_starts(mode: str, count: int) -> list[float]:
@@ -175,7 +178,10 @@ def main() -> int:
     parser.add_argument("--colds", type=int, default=3)
     parser.add_argument("--load-s", type=float, default=20.0)
     parser.add_argument("--skip", default="", help="comma list of: ready,cold,memory")
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="extra argument for imgrec serve (repeat)")
     args = parser.parse_args()
+    EXTRA_SERVE_ARGS.extend(args.serve_arg)
     skip = set(args.skip.split(","))
     say(f"load average {os.getloadavg()}")
     results: dict[str, dict[str, Any]] = {}
