@@ -114,8 +114,10 @@ class ForkedWorker:
 class ForkServer:
     """A fork server process started with ``env``; thread-safe."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], *,
+                 launch_timeout_s: float = _LAUNCH_TIMEOUT_S) -> None:
         self._env = dict(env)
+        self.launch_timeout_s = launch_timeout_s
         self._env.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS thread to fork around
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -123,6 +125,7 @@ class ForkServer:
         self._cmd_fd: int | None = None
         self._started: dict[str, int] = {}
         self._exits: dict[int, int] = {}
+        self._abandoned: set[str] = set()  # launches given up on: kill if they start late
 
     def alive(self) -> bool:
         """The server runs, or its last events are still to be read."""
@@ -170,10 +173,17 @@ class ForkServer:
                 raise ForkServerError(f"fork server unreachable: {exc}") from exc
             gen = self._gen
             assert gen is not None
-            deadline = time.monotonic() + (_LAUNCH_TIMEOUT_S if gen.ready else _START_TIMEOUT_S)
+            deadline = time.monotonic() + (self.launch_timeout_s if gen.ready
+                                           else _START_TIMEOUT_S)
             while worker_id not in self._started:
                 left = deadline - time.monotonic()
                 if left <= 0 or not gen.reading:
+                    # A server that does not answer is of no use: end it, so that it cannot
+                    # fork this worker later behind the fleet's back; the next launch starts
+                    # a new one.
+                    self._abandoned.add(worker_id)
+                    with contextlib.suppress(OSError):
+                        gen.proc.kill()
                     raise ForkServerError(f"fork server did not start worker {worker_id}")
                 self._changed.wait(min(left, 0.5))
             pid = self._started.pop(worker_id)
@@ -193,7 +203,7 @@ class ForkServer:
                 event = json.loads(line)
                 with self._lock:
                     if event["event"] == "started":
-                        self._started[str(event["worker_id"])] = int(event["pid"])
+                        self._started_event(str(event["worker_id"]), int(event["pid"]))
                     elif event["event"] == "exited":
                         self._exits[int(event["pid"])] = int(event["code"])
                     elif event["event"] == "ready":
@@ -208,6 +218,15 @@ class ForkServer:
             log.warning("fork server (pid %d) ended with code %d", proc.pid, proc.returncode)
         else:
             log.info("fork server (pid %d) stopped", proc.pid)
+
+    def _started_event(self, worker_id: str, pid: int) -> None:
+        if worker_id in self._abandoned:
+            self._abandoned.discard(worker_id)
+            log.warning("worker %s started after its launch was given up; killing it", worker_id)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # the server has not reaped it: the pid is its
+            return
+        self._started[worker_id] = pid
 
     def _close_cmd_locked(self) -> None:
         if self._cmd_fd is not None:

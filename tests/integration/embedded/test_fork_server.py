@@ -194,3 +194,20 @@ def test_workers_and_fork_server_end_when_the_fleets_process_dies(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_hung_fork_server_is_ended_and_the_worker_spawned(fleet: ProcessFleet) -> None:
+    assert fleet.forks is not None
+    fleet.forks.launch_timeout_s = 1.0
+    [first] = fleet.launch(1)
+    _wait_ready(fleet, [first])
+    hung = fleet.forks.pid
+    assert hung is not None
+    os.kill(hung, signal.SIGSTOP)  # alive, never answers
+    [second] = fleet.launch(1)
+    second_pid = _wait_ready(fleet, [second])[second]
+    assert _parent_of(second_pid) == os.getpid()  # spawned by the fleet itself
+    deadline = time.monotonic() + 10
+    while not _ended(hung):
+        assert time.monotonic() < deadline, "the hung fork server was left running"
+        time.sleep(0.05)
