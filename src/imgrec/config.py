@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         None, ge=1, description="ONNX Runtime threads per worker.",
         json_schema_extra={"default_text": "cores / max workers", "flag_aliases": ["--threads"]},
     )
+    worker_start: Literal["fork", "spawn"] = Field(
+        "fork",
+        description="Embedded backend: how a local worker starts. fork: from a fork server "
+        "that imported the worker's modules once (ready in tens of ms; Linux); spawn: a new "
+        "interpreter per worker (also where fork is not available).",
+    )
 
     batch_size: int = Field(
         8, ge=1, le=256, description="Most requests a worker classifies at once."
@@ -122,6 +128,12 @@ class Settings(BaseSettings):
     max_batch_upload_bytes: int = Field(
         512 * 1024 * 1024, ge=1024,
         description="Largest body of one batch upload (files or an archive), in bytes.",
+    )
+    run_batch_size: int = Field(
+        1, ge=1, le=256,
+        description="Most images per ONNX Runtime run: a worker's batch is run in slices this "
+        "big. A session keeps the memory of its largest run (MobileNetV2: about 11 MB per "
+        "image), and with one thread per worker a run of 1 costs no more CPU per image.",
     )
     batch_wait_ms: float = Field(
         4.0, ge=0, le=1000, description="How long a worker waits to fill a batch once it has one."

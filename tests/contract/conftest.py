@@ -52,7 +52,7 @@ def queue_name(request: pytest.FixtureRequest) -> str:
     return f"q-{abs(hash(request.node.nodeid)) % 10**8}-{os.getpid()}"
 
 
-FLEET_ADAPTERS = ["process", "ec2-moto"]
+FLEET_ADAPTERS = ["process", "process-spawn", "ec2-moto"]
 
 
 @pytest.fixture(params=FLEET_ADAPTERS)
@@ -61,8 +61,10 @@ def fleet_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ba
     from imgrec.backend import open_backend
     from imgrec.config import load_settings
 
-    if request.param == "process":
-        backend = open_backend(load_settings(state_dir=tmp_path / "state", worker_threads=1))
+    if request.param.startswith("process"):
+        start = "spawn" if request.param == "process-spawn" else "fork"
+        backend = open_backend(load_settings(state_dir=tmp_path / "state", worker_threads=1,
+                                             worker_start=start))
     else:
         from tests.helpers.wheels import stand_in_wheel
 

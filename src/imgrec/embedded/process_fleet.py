@@ -28,6 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import SecretStr
 
@@ -36,14 +37,26 @@ from ..config import Settings
 from ..errors import ImgrecError, ObjectNotFound
 from ..ports import FleetHealth, ObjectStore, Queue, WorkerInfo, WorkerState
 from ..worker.heartbeat import HeartbeatRecord, read_heartbeats
+from .fork_client import ForkServer, ForkServerError, fork_supported
 
 log = logging.getLogger(__name__)
+
+
+class WorkerProcess(Protocol):
+    """What the fleet uses of a worker process: ``subprocess.Popen`` or a ``ForkedWorker``."""
+
+    @property
+    def pid(self) -> int: ...
+    def poll(self) -> int | None: ...
+    def send_signal(self, signum: int, /) -> None: ...
+    def kill(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 @dataclass
 class _Process:
     worker_id: str
-    popen: subprocess.Popen[bytes]
+    popen: WorkerProcess
     launched_at: float
     draining: bool = False
     ready_s: float | None = None
@@ -90,6 +103,10 @@ class ProcessFleet:
         self._env = {**os.environ, **settings_env(settings)}
         self._env.pop("IMGREC_API_KEY", None)
         self._env["IMGREC_STATE_DIR"] = str(settings.state_dir.resolve())
+        self.forks: ForkServer | None = None
+        if settings.worker_start == "fork" and fork_supported():
+            self.forks = ForkServer(self._env)
+            self.forks.start()  # imports in the background: the first launch finds it ready
 
     def launch(self, count: int) -> list[str]:
         ids: list[str] = []
@@ -98,19 +115,28 @@ class ProcessFleet:
             room = self.max_workers - sum(1 for p in self._procs.values() if not p.draining)
             for _ in range(max(0, min(count, room))):
                 worker_id = f"w-{uuid.uuid4().hex[:8]}"
-                cmd = [
-                    sys.executable, "-m", "imgrec", "worker",
-                    "--worker-id", worker_id,
-                    "--worker-threads", str(self.threads_per_worker),
-                    "--parent-pid", str(os.getpid()),
-                ]
                 launched_at = self._clock()
-                popen = subprocess.Popen(cmd, env=self._env, start_new_session=True)
+                popen = self._start(worker_id)
                 self._procs[worker_id] = _Process(worker_id, popen, launched_at)
                 ids.append(worker_id)
         if ids:
             log.info("launched %d worker(s): %s", len(ids), ", ".join(ids))
         return ids
+
+    def _start(self, worker_id: str) -> WorkerProcess:
+        if self.forks is not None:
+            try:
+                return self.forks.launch(worker_id, threads=self.threads_per_worker,
+                                         parent_pid=os.getpid())
+            except ForkServerError as exc:
+                log.warning("%s; spawning worker %s instead", exc, worker_id)
+        cmd = [
+            sys.executable, "-m", "imgrec", "worker",
+            "--worker-id", worker_id,
+            "--worker-threads", str(self.threads_per_worker),
+            "--parent-pid", str(os.getpid()),
+        ]
+        return subprocess.Popen(cmd, env=self._env, start_new_session=True)
 
     def drain(self, worker_ids: Sequence[str]) -> None:
         with self._lock:
@@ -187,6 +213,8 @@ class ProcessFleet:
                 proc.popen.wait()
         with self._lock:
             self._reap_locked()
+        if self.forks is not None:
+            self.forks.close()
 
     def _reap_locked(self) -> None:
         for worker_id, proc in list(self._procs.items()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -21,10 +22,33 @@ log = logging.getLogger(__name__)
 
 
 def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        if os.getppid() != parent_pid:
-            log.warning("parent process %d is gone; stopping", parent_pid)
-            stop.set()
+    """Set ``stop`` once ``parent_pid`` ends.
+
+    The parent is the supervising fleet's process, which is not this process's parent when
+    a fork server forked it: a pidfd tells when that process ends (and cannot be fooled by a
+    reused pid); without pidfds, a change of parent does.
+    """
+    try:
+        pidfd = os.pidfd_open(parent_pid)
+    except ProcessLookupError:
+        pidfd = -1
+    except (AttributeError, OSError):  # no pidfds (not Linux, or before 5.3)
+        pidfd = None
+    if pidfd is None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                break
+    elif pidfd >= 0:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)  # readable once the process has ended
+        try:
+            while not stop.is_set() and not poller.poll(1000):
+                pass
+        finally:
+            os.close(pidfd)
+    if not stop.is_set():
+        log.warning("parent process %d is gone; stopping", parent_pid)
+        stop.set()
 
 
 def run_worker(
@@ -58,7 +82,11 @@ def run_worker(
     worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}"
     Heartbeat(backend.store, worker_id).beat(WorkerState.STARTING)
     opened = time.perf_counter()
-    classifier = load_classifier(settings.model, threads=settings.threads_per_worker())
+    # Workers on this machine share the state directory: the first one's optimised graph
+    # makes the next ones' sessions open faster.
+    graph_cache = settings.state_dir / "graphs" if settings.backend == "embedded" else None
+    classifier = load_classifier(settings.model, threads=settings.threads_per_worker(),
+                                 run_batch=settings.run_batch_size, graph_cache=graph_cache)
     # A worker with a parent is supervised by the local process fleet, which releases the
     # requests it holds when it dies (from the receipts in its heartbeat).
     worker = Worker(backend, classifier, settings, worker_id=worker_id,

@@ -238,3 +238,63 @@ def test_classify_command_json(photos: list[DevImage], capsys: pytest.CaptureFix
 def test_classify_command_bad_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert classify_command([], model="resnet9000") == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def _rss_bytes() -> int:
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) * 1024
+
+
+def test_runs_of_one_image_answer_the_same_and_hold_less_memory(
+    photos: list[DevImage],
+) -> None:
+    images = [p.path.read_bytes() for p in photos[:8]]
+    growth: dict[int | None, int] = {}
+    results: dict[int | None, list[Classification | ImageError]] = {}
+    for run_batch in (1, None):  # None: the whole batch in one ONNX run
+        classifier = load_classifier("mobilenet_v2", threads=1, run_batch=run_batch)
+        before = _rss_bytes()
+        results[run_batch] = classifier.classify_images(images)
+        growth[run_batch] = _rss_bytes() - before
+    for sliced, whole in zip(results[1], results[None], strict=True):
+        assert isinstance(sliced, Classification) and isinstance(whole, Classification)
+        assert [p.class_index for p in sliced.top5] == [p.class_index for p in whole.top5]
+        assert sliced.probability == pytest.approx(whole.probability, abs=1e-5)
+    # One image's activations instead of eight's (about 12 MB instead of about 90 MB).
+    assert growth[1] < growth[None] / 2, growth
+
+
+def test_run_batch_must_be_positive() -> None:
+    with pytest.raises(ModelError, match="run_batch"):
+        load_classifier("mobilenet_v2", run_batch=0)
+
+
+def test_a_cached_optimised_graph_answers_the_same_and_a_broken_one_is_remade(
+    tmp_path: Path, photos: list[DevImage], mobilenet_results: list[Classification | ImageError]
+) -> None:
+    from imgrec.model.optimized import cached_graph_path
+
+    cache = tmp_path / "graphs"
+    images = [p.path.read_bytes() for p in photos[:10]]
+    cached = cached_graph_path(resolve_model("mobilenet_v2").onnx_path, cache)
+    load_classifier("mobilenet_v2", threads=1, graph_cache=cache)  # makes the cached graph
+    assert cached.is_file() and [p.name for p in cache.iterdir()] == [cached.name]
+    made = cached.stat().st_mtime_ns
+    from_cache = load_classifier("mobilenet_v2", threads=1, graph_cache=cache)
+    assert cached.stat().st_mtime_ns == made  # loaded, not made again
+    for got, want in zip(from_cache.classify_images(images), mobilenet_results[:10],
+                         strict=True):
+        assert isinstance(got, Classification) and isinstance(want, Classification)
+        assert [p.class_index for p in got.top5] == [p.class_index for p in want.top5]
+        assert got.probability == pytest.approx(want.probability, abs=1e-5)
+
+    cached.write_bytes(b"not a graph")
+    remade = load_classifier("mobilenet_v2", threads=1, graph_cache=cache)
+    assert cached.stat().st_size > 1_000_000
+    assert remade.classify_images(images[:1])[0] == from_cache.classify_images(images[:1])[0]
+
+
+def test_an_unwritable_graph_cache_only_costs_the_speed_up(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache directory would be")
+    classifier = load_classifier("mobilenet_v2", threads=1, graph_cache=blocked / "graphs")
+    assert classifier.classify_batch(np.zeros((1, 3, 224, 224), np.float32))
