@@ -117,6 +117,8 @@ class Controller:
         self._hold_launches_until = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._empty = False  # the last tick saw no worker and launched none
         self._thread: threading.Thread | None = None
         self.usage_meter = UsageMeter()
 
@@ -209,6 +211,7 @@ class Controller:
         with self._lock:
             self.ticks += 1
             self.workers = list(obs.workers)
+            self._empty = not obs.workers and not launched
             self.usage_meter.observe(now, obs.workers)
             self.history.append(HistorySample(
                 t=now, visible=obs.visible, in_flight=obs.in_flight,
@@ -248,8 +251,18 @@ class Controller:
         log.info("autoscaler started (%s, %d..%d workers, tick %.2f s)", self.mode,
                  self.settings.min_workers, self.settings.max_workers, self.tick_s)
 
+    def wake(self) -> None:
+        """Tick now if the fleet was empty at the last tick: a request just queued for no
+        worker should not wait up to ``tick_s`` to be seen (cold start). Cheap, thread-safe,
+        and a no-op while there are workers, so the web tier may call it for every request."""
+        with self._lock:
+            empty = self._empty
+        if empty:
+            self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -260,4 +273,5 @@ class Controller:
                 self.tick()
             except Exception:  # noqa: BLE001 - the loop must outlive a failed tick
                 log.exception("autoscaler tick failed")
-            self._stop.wait(max(0.0, self.tick_s - (time.monotonic() - started)))
+            self._wake.wait(max(0.0, self.tick_s - (time.monotonic() - started)))
+            self._wake.clear()

@@ -159,6 +159,7 @@ class Runtime:
         if self.scaling is not None:
             controller = self.scaling.controller
             controller.answers = self.metrics.recent
+            self.service.on_queued = controller.wake
             self.metrics.registry.register(ControllerCollector(controller))
             controller.start()
 

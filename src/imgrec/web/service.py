@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import job_states, keys
@@ -61,6 +62,8 @@ class ClassifyService:
         self.calls = calls
         self.retention_s = retention_s
         self.idempotency = IdempotencyKeys(backend.store, retention_s=retention_s)
+        # Called once a request is queued: the autoscaler's wake, when this tier runs one.
+        self.on_queued: Callable[[], None] = lambda: None
         self._deadlines: dict[str, float] = {}  # waiting requests' own deadlines
         # Futures of repeated requests (they poll the store): the dispatcher's waiter for the
         # same id belongs to the first request, which must keep it.
@@ -114,6 +117,7 @@ class ClassifyService:
             return self._replay(winner, digest, wait)
         if admission is not None:
             admission.queued()
+        self.on_queued()
         if wait and options.deadline_s is not None:
             self._deadlines[request_id] = now + options.deadline_s
         return request_id, future

@@ -7,6 +7,7 @@ a queue whose depth the test sets and a fleet that records what it was told.
 from __future__ import annotations
 
 import builtins
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -129,3 +130,23 @@ def test_a_silent_worker_is_terminated() -> None:
     controller.tick()
     assert fleet.terminated == ["w9"]
     assert any("no heartbeat for 31 s" in p for p in controller.problems())
+
+
+def test_a_request_for_an_empty_fleet_wakes_the_controller_before_its_next_tick() -> None:
+    controller, queue, fleet, _clock = _controller(tick_s=3600.0)
+    controller.start()
+    try:
+        deadline = time.monotonic() + 10
+        while controller.ticks < 1 and time.monotonic() < deadline:  # the first tick: empty
+            time.sleep(0.01)
+        queue.visible = 1
+        controller.wake()  # what the web tier calls once it has queued a request
+        while not fleet.launched and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fleet.launched == ["w0"], "the wake did not bring the next tick forward"
+        ticks = controller.ticks
+        controller.wake()  # a worker is there: requests no longer bring ticks forward
+        time.sleep(0.2)
+        assert controller.ticks == ticks
+    finally:
+        controller.stop()
