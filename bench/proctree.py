@@ -39,3 +39,52 @@ def tree_cpu_s(root: int) -> float:
             total += stats[pid][1]
         todo.extend(children.get(pid, []))
     return total
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every live descendant, from the parent pids in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat is not None:
+                children.setdefault(stat[0], []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _rollup_kib(pid: int) -> tuple[int, int] | None:
+    """(Rss, Pss) in KiB from /proc/<pid>/smaps_rollup, or None if the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return None
+    values = {}
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if name in ("Rss", "Pss"):
+            values[name] = int(rest.split()[0])
+    if "Rss" not in values or "Pss" not in values:
+        return None
+    return values["Rss"], values["Pss"]
+
+
+def tree_memory(root: int) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) in bytes of ``root`` and every live descendant.
+
+    RSS counts a page shared by several processes (shared libraries, pages a forked child
+    still shares with its parent) once per process, as the issue's numbers do; PSS divides
+    each shared page among the processes that map it, so the PSS sum is the memory the tree
+    really holds.
+    """
+    rss = pss = 0
+    for pid in _descendants(root):
+        rollup = _rollup_kib(pid)
+        if rollup is not None:
+            rss += rollup[0] * 1024
+            pss += rollup[1] * 1024
+    return rss, pss
