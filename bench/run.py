@@ -28,10 +28,11 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bare import BareResult, bare_correct, run_bare  # noqa: E402
+from peak_memory import PeakMemory  # noqa: E402
 from peers.ray_serve import RayServe  # noqa: E402
 from photo_cost import SizeCost, measure  # noqa: E402
 from photos import SIZES, default_cache_dir, photo_set  # noqa: E402
-from proctree import tree_cpu_s  # noqa: E402
+from proctree import tree_cpu_s, tree_memory  # noqa: E402
 from table import machine, render_table, standard_goals  # noqa: E402
 
 from imgrec.loadgen.expected import load_expected  # noqa: E402
@@ -174,8 +175,9 @@ def bench_ray(images: Any, expected: Any, args: argparse.Namespace, log: Path) -
         load(ray, images, requests=20, concurrency=4, label="ray warm-up")
         say(f"ray: {args.requests} requests at concurrency {args.concurrency}")
         cpu_before = tree_cpu_s(ray.pid)
-        e2e, _ = load(ray, images, requests=args.requests, concurrency=args.concurrency,
-                      expected=expected, label="ray e2e")
+        with PeakMemory(ray.pid, tree_memory) as memory:
+            e2e, _ = load(ray, images, requests=args.requests, concurrency=args.concurrency,
+                          expected=expected, label="ray e2e")
         cpu_used = tree_cpu_s(ray.pid) - cpu_before
         say(f"ray grading run: {args.grading} requests at once")
         grading, _ = load(ray, images, requests=args.grading, concurrency=args.grading,
@@ -183,8 +185,9 @@ def bench_ray(images: Any, expected: Any, args: argparse.Namespace, log: Path) -
     return {"description": "Ray Serve 2.60.0, 2 replicas x 1 CPU, @serve.batch(8, 5 ms), "
                            "max_ongoing_requests 64, imgrec's decode + preprocess + ONNX",
             "ready_s": ready,
-            "e2e": e2e.to_dict() | {"concurrency": args.concurrency, "service_cpu_s": cpu_used,
-                                    "cpu_ms_per_request": cpu_used / max(1, e2e.answered) * MS},
+            "e2e": e2e.to_dict() | memory.to_dict()
+            | {"concurrency": args.concurrency, "service_cpu_s": cpu_used,
+               "cpu_ms_per_request": cpu_used / max(1, e2e.answered) * MS},
             "grading": grading.to_dict()}
 
 
@@ -254,8 +257,9 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
                               concurrency=args.grading, label="grading")
             say(f"end to end: {args.requests} requests at concurrency {args.concurrency}")
             cpu_before = service.cpu_s()
-            e2e, _ = load(service, images, requests=args.requests,
-                          concurrency=args.concurrency, expected=expected, label="e2e")
+            with PeakMemory(service.proc.pid, tree_memory) as memory:
+                e2e, _ = load(service, images, requests=args.requests,
+                              concurrency=args.concurrency, expected=expected, label="e2e")
             cpu_used = service.cpu_s() - cpu_before
             scale_in = service.wait_workers(0, args.idle_timeout) if autoscaled else None
             burst = burst_zero = None
@@ -275,7 +279,7 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
                  "all": [r.__dict__ | {"images_per_s": r.images_per_s,
                                        "cpu_ms_per_image": r.cpu_ms_per_image} for r in bare],
                  "correct": correct_bare, "photos": len(photos)},
-        "e2e": e2e.to_dict() | {"concurrency": args.concurrency,
+        "e2e": e2e.to_dict() | memory.to_dict() | {"concurrency": args.concurrency,
                                 "service_cpu_s": cpu_used,
                                 "cpu_ms_per_request": cpu_per_request_ms,
                                 "correct_per_pass":

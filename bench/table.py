@@ -85,6 +85,13 @@ def _latency(e: dict[str, Any]) -> str:
             f"p99 {e['latency_p99_s'] * MS:.0f} ms, max {e['latency_max_s'] * MS:.0f} ms")
 
 
+def _memory(e: dict[str, Any]) -> list[tuple[str, str]]:
+    if "peak_rss_mb" not in e:
+        return []
+    return [("  memory at load", f"peak RSS {e['peak_rss_mb']:.0f} MB (sum over processes), "
+                                 f"PSS {e['peak_pss_mb']:.0f} MB")]
+
+
 def _errors(e: dict[str, Any]) -> int:
     return sum(e["errors"].values())
 
@@ -102,6 +109,7 @@ def core_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
          f"{e['concurrency']}, {_errors(e)} errors, {e['correct']}/{e['answered']} correct"),
         ("  latency", _latency(e)),
         ("  service CPU", f"{e['cpu_ms_per_request']:.2f} ms per request (all processes)"),
+        *_memory(e),
     ]
     if "client_cpu_ms_per_request" in e:
         lines.append(("  client CPU", f"{e['client_cpu_ms_per_request']:.2f} ms per request"))
@@ -145,8 +153,13 @@ def photo_lines(photos: dict[str, Any]) -> list[tuple[str, str]]:
     return [("photo sizes", "1 process, 1 ONNX thread, batch 1; fast path = the service's")] + lines
 
 
-def peer_lines(name: str, p: dict[str, Any]) -> list[tuple[str, str]]:
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def peer_lines(name: str, p: dict[str, Any], r: dict[str, Any]) -> list[tuple[str, str]]:
     e, g = p["e2e"], p["grading"]
+    mine, my_grading = r["e2e"], r["grading"]
     lines = [
         (f"peer: {name}", p.get("description", "")),
         ("  end to end",
@@ -154,12 +167,20 @@ def peer_lines(name: str, p: dict[str, Any]) -> list[tuple[str, str]]:
          f"{e['concurrency']}, {_errors(e)} errors, {e['correct']}/{e['answered']} correct"),
         ("  latency", _latency(e)),
         ("  service CPU", f"{e['cpu_ms_per_request']:.2f} ms per request (all processes)"),
+        *_memory(e),
         ("  grading run",
          f"{g['requests']} at once: total {g['elapsed_s']:.2f} s, mean latency "
          f"{g['latency_mean_s']:.2f} s, {_errors(g)} errors"),
     ]
     if "ready_s" in p:
         lines.append(("  start to ready", _s(p["ready_s"])))
+    lines.append((f"  imgrec / {name}",
+                  f"throughput {_ratio(mine['throughput_rps'], e['throughput_rps'])}, "
+                  f"p50 {_ratio(mine['latency_p50_s'], e['latency_p50_s'])}, "
+                  f"p99 {_ratio(mine['latency_p99_s'], e['latency_p99_s'])}, "
+                  f"CPU per request {_ratio(mine['cpu_ms_per_request'], e['cpu_ms_per_request'])}"
+                  f", {g['requests']} at once wall "
+                  f"{_ratio(my_grading['elapsed_s'], g['elapsed_s'])}"))
     return lines
 
 
@@ -169,7 +190,7 @@ def render_table(doc: dict[str, Any]) -> str:
     if "photos" in r:
         lines += photo_lines(r["photos"])
     for name, peer in r.get("peers", {}).items():
-        lines += peer_lines(name, peer)
+        lines += peer_lines(name, peer, r)
     goals = [Goal(**{k: v for k, v in g.items() if k != "met"}) for g in r.get("goals", [])]
     if goals:
         lines.append(("goals (issue 15)", ""))

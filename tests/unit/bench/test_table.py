@@ -28,7 +28,7 @@ def document(with_optional: bool) -> dict[str, Any]:
         "bare": {"best": {"images_per_s": 200.0, "processes": 2, "threads": 1,
                           "batch_size": 1, "cpu_ms_per_image": 9.5},
                  "correct": 85, "photos": 100},
-        "e2e": summary(140.0, 0.45, 0.60),
+        "e2e": summary(140.0, 0.45, 0.60, peak_rss_mb=556.4, peak_pss_mb=401.2),
         "ratios": {"throughput": 0.7, "cpu": 1.21},
         "grading": summary(70.0, 1.2, 1.4) | {"requests": 100, "elapsed_s": 1.5},
         "cold_start_s": 0.65, "scale_in_s": None,
@@ -37,7 +37,8 @@ def document(with_optional: bool) -> dict[str, Any]:
         results["photos"] = {"sizes": [size_cost("dev", 10.0), size_cost("jpeg-12mp", 19.0)]}
         results["peers"] = {"Ray Serve": {"description": "2 replicas", "ready_s": 18.5,
                                           "e2e": summary(70.0, 0.9, 1.5),
-                                          "grading": summary(35.0, 2.0, 2.9) | {"requests": 100}}}
+                                          "grading": summary(35.0, 2.0, 2.9)
+                                          | {"requests": 100, "elapsed_s": 3.0}}}
         results["ratios"] |= {"vs_ray_throughput": 2.0, "vs_ray_p99": 0.4,
                               "jpeg_12mp_vs_dev": 1.9}
     results["goals"] = [g.to_dict() for g in standard_goals(results)]
@@ -53,6 +54,7 @@ def test_the_core_table_has_the_machine_and_no_optional_sections() -> None:
     assert "Some CPU x 2 cores (avx2), 23.5 GB" in head and "load 0.5 0.4 0.3" in head
     assert "140.0 req/s" in text and "p99 600 ms" in text and "1 errors" in text
     assert "scale-in" in text and "timed out" in text
+    assert "peak RSS 556 MB" in text
     assert "photo sizes" not in text and "peer:" not in text and "Ray" not in text
 
 
@@ -66,6 +68,10 @@ def test_optional_sections_and_goals_appear_when_measured() -> None:
     assert "0.40 (goal <= 0.5): met" in lines["5. p99 / Ray Serve's p99"]
     assert "1.90 (goal <= 2): met" in lines["9. CPU of a 12 MP JPEG / a 500x375 one"]
     assert "1.21 (goal <= 1.15): MISSED" in text
+    [ratios] = [line for line in text.splitlines() if line.startswith("  imgrec / Ray Serve ")]
+    assert ratios.split(maxsplit=4)[4] == ("throughput 2.00, p50 0.50, p99 0.40, CPU per request "
+                                           "1.00, 100 at once wall 0.50")
+    assert "peak RSS 556 MB (sum over processes), PSS 401 MB" in text
 
 
 def test_the_document_round_trips_through_json() -> None:
