@@ -153,6 +153,13 @@ def photo_lines(photos: dict[str, Any]) -> list[tuple[str, str]]:
     return [("photo sizes", "1 process, 1 ONNX thread, batch 1; fast path = the service's")] + lines
 
 
+def _wrk(w: dict[str, Any]) -> str:
+    return (f"{w['rps']:.1f} req/s, {w['ok']}/{w['sent']} ok, p50 {w['latency_p50_s'] * MS:.0f} ms,"
+            f" p99 {w['latency_p99_s'] * MS:.0f} ms, service CPU {w['cpu_ms_per_request']:.2f} "
+            f"ms/req, client CPU {w['client_cpu_ms_per_request']:.2f} ms/req, "
+            f"{w['connections']} connections")
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
@@ -181,6 +188,18 @@ def peer_lines(name: str, p: dict[str, Any], r: dict[str, Any]) -> list[tuple[st
                   f"CPU per request {_ratio(mine['cpu_ms_per_request'], e['cpu_ms_per_request'])}"
                   f", {g['requests']} at once wall "
                   f"{_ratio(my_grading['elapsed_s'], g['elapsed_s'])}"))
+    mine_wrk, theirs_wrk = r.get("e2e_low_cost"), p.get("low_cost")
+    if mine_wrk and theirs_wrk:
+        lines += [
+            ("  same load with wrk", f"{theirs_wrk['sent']} requests at concurrency "
+                                     f"{theirs_wrk['concurrency']}, client {theirs_wrk['tool']}"),
+            ("    imgrec", _wrk(mine_wrk)),
+            (f"    {name}", _wrk(theirs_wrk)),
+            (f"    imgrec / {name}",
+             f"throughput {_ratio(mine_wrk['rps'], theirs_wrk['rps'])}, "
+             f"p99 {_ratio(mine_wrk['latency_p99_s'], theirs_wrk['latency_p99_s'])}, CPU per "
+             f"request {_ratio(mine_wrk['cpu_ms_per_request'], theirs_wrk['cpu_ms_per_request'])}"),
+        ]
     return lines
 
 

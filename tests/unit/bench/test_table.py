@@ -23,6 +23,12 @@ def size_cost(name: str, cpu: float) -> dict[str, Any]:
             "exact_cpu_ms": 99.9, "correct": 19, "correct_exact": 19, "agree": 20}
 
 
+def wrk(rps: float, p99: float) -> dict[str, Any]:
+    return {"tool": "wrk", "concurrency": 64, "sent": 2000, "ok": 2000, "rps": rps,
+            "latency_p50_s": p99 / 2, "latency_p99_s": p99, "cpu_ms_per_request": 10.0,
+            "client_cpu_ms_per_request": 0.12, "connections": 64}
+
+
 def document(with_optional: bool) -> dict[str, Any]:
     results: dict[str, Any] = {
         "bare": {"best": {"images_per_s": 200.0, "processes": 2, "threads": 1,
@@ -37,8 +43,10 @@ def document(with_optional: bool) -> dict[str, Any]:
         results["photos"] = {"sizes": [size_cost("dev", 10.0), size_cost("jpeg-12mp", 19.0)]}
         results["peers"] = {"Ray Serve": {"description": "2 replicas", "ready_s": 18.5,
                                           "e2e": summary(70.0, 0.9, 1.5),
+                                          "low_cost": wrk(60.0, 1.2),
                                           "grading": summary(35.0, 2.0, 2.9)
                                           | {"requests": 100, "elapsed_s": 3.0}}}
+        results["e2e_low_cost"] = wrk(150.0, 0.3)
         results["ratios"] |= {"vs_ray_throughput": 2.0, "vs_ray_p99": 0.4,
                               "jpeg_12mp_vs_dev": 1.9}
     results["goals"] = [g.to_dict() for g in standard_goals(results)]
@@ -72,6 +80,9 @@ def test_optional_sections_and_goals_appear_when_measured() -> None:
     assert ratios.split(maxsplit=4)[4] == ("throughput 2.00, p50 0.50, p99 0.40, CPU per request "
                                            "1.00, 100 at once wall 0.50")
     assert "peak RSS 556 MB (sum over processes), PSS 401 MB" in text
+    assert "client CPU 0.12 ms/req, 64 connections" in text
+    [wrk_ratios] = [line for line in text.splitlines() if line.startswith("    imgrec / Ray")]
+    assert wrk_ratios.split(maxsplit=4)[4] == "throughput 2.50, p99 0.25, CPU per request 1.00"
 
 
 def test_the_document_round_trips_through_json() -> None:
