@@ -202,8 +202,9 @@ def bench_ray(images: Any, expected: Any, args: argparse.Namespace, log: Path,
         say(f"ray grading run: {args.grading} requests at once")
         grading, _ = load(ray, images, requests=args.grading, concurrency=args.grading,
                           label="ray grading")
-    return {"description": "Ray Serve 2.60.0, 2 replicas x 1 CPU, @serve.batch(8, 5 ms), "
-                           "max_ongoing_requests 64, imgrec's decode + preprocess + ONNX",
+    return {"description": f"Ray Serve {ray.version}, 2 replicas x 1 CPU, @serve.batch(8, 5 ms)"
+                           ", max_ongoing_requests 64, imgrec's decode + preprocess + ONNX",
+            "version": ray.version,
             "ready_s": ready,
             "e2e": e2e.to_dict() | memory.to_dict()
             | {"concurrency": args.concurrency, "service_cpu_s": cpu_used,

@@ -9,8 +9,8 @@ decode is a 400. The work per image is imgrec's own (``Classifier.classify_image
 decode, preprocessing and ONNX session with one thread), batched by ``@serve.batch(8, 5 ms)``
 across ``max_ongoing_requests=64`` per replica, 2 replicas of 1 CPU each.
 
-Prints ``READY <port>`` on stdout once the application answers; SIGTERM shuts Serve and the local
-Ray cluster (GCS, raylet, workers: all children of this process) down.
+Prints ``READY <port> <Ray version>`` on stdout once the application answers; SIGTERM shuts
+Serve and the local Ray cluster (GCS, raylet, workers: all children of this process) down.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> int:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": args.port})
         serve.run(Classify.bind(args.model), name="imgrec-peer", route_prefix="/")
-        print(f"READY {args.port}", flush=True)
+        print(f"READY {args.port} {ray.__version__}", flush=True)
         signal.pause()
     finally:
         serve.shutdown()

@@ -89,6 +89,7 @@ class RayServe:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="rayb-", dir="/tmp"))
         self.proc = subprocess.Popen(ray_command(python, self.port, model, self.temp_dir), env=env,
                                      stdout=subprocess.PIPE, stderr=self._log)
+        self.version = "unknown"  # Ray's, from the app's READY line
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
@@ -102,6 +103,7 @@ class RayServe:
         for raw in self.proc.stdout:
             line = raw.decode(errors="replace").strip()
             if line.startswith(READY):
+                self.version = line.split()[-1]
                 self._ready.set()
             self._log.write(raw)
 

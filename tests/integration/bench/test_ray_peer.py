@@ -51,6 +51,7 @@ def test_ray_serve_classifies_the_dev_photos_like_imgrec(tmp_path: Path) -> None
         [p.path.read_bytes() for p in photos])
     with RayServe(log_path=tmp_path / "ray.log") as ray:
         ray.wait_ready()
+        assert ray.version.startswith("2.")
         family = descendants(ray.pid)
         assert len(family) >= 3  # GCS, raylet, proxy, controller, replicas
         base = ray.url.rstrip("/")
