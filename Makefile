@@ -49,8 +49,24 @@ lint: $(DEV_STAMP)
 # Re-export the ONNX models from their PyPI weight packages (torch is used there and nowhere else).
 include tools/models.mk
 
-bench: $(DEV_STAMP)
-	$(BIN)/python bench/run.py $(ARGS)
+# `make bench PEERS=ray` also runs Ray Serve, in its own venv (.venv-ray) so that its pins do not
+# touch the project's; onnxruntime, numpy and Pillow are pinned to the project venv's versions.
+PEERS ?=
+RAY_VERSION ?= 2.60.0
+RAY_VENV := .venv-ray
+RAY_STAMP := $(RAY_VENV)/.stamp-ray-$(RAY_VERSION)
+
+$(RAY_STAMP): $(DEV_STAMP)
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip freeze | grep -iE '^(onnxruntime|numpy|pillow|python-multipart)==' \
+		> $(RAY_VENV)/constraints.txt
+	$(RAY_VENV)/bin/python -m pip install -q -c $(RAY_VENV)/constraints.txt \
+		"ray[serve]==$(RAY_VERSION)" onnxruntime numpy pillow python-multipart
+	touch $@
+
+bench: $(DEV_STAMP) $(if $(filter ray,$(PEERS)),$(RAY_STAMP))
+	$(BIN)/python bench/run.py $(if $(PEERS),--peers=$(PEERS)) $(ARGS)
 
 # A long soak (not part of `make test`): 30 minutes by default; `make soak SOAK_MINUTES=3` in CI.
 SOAK_MINUTES ?= 30

@@ -3,6 +3,7 @@
 One invocation on one machine: prints a table and writes ``bench/results/latest.json``.
 
     .venv/bin/python bench/run.py [--requests 2000] [--concurrency 64] [--serve-arg=--workers=2]
+                                  [--peers ray] [--photo-count 20]
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import csv
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,7 +28,14 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bare import BareResult, bare_correct, run_bare  # noqa: E402
-from proctree import tree_cpu_s  # noqa: E402
+from client import Bodies, ClientError, prepare_bodies  # noqa: E402
+from client import run_load as low_cost_run  # noqa: E402
+from peak_memory import PeakMemory  # noqa: E402
+from peers.ray_serve import RayServe  # noqa: E402
+from photo_cost import SizeCost, measure  # noqa: E402
+from photos import SIZES, default_cache_dir, photo_set  # noqa: E402
+from proctree import tree_cpu_s, tree_memory  # noqa: E402
+from table import machine, render_table, standard_goals  # noqa: E402
 
 from imgrec.loadgen.expected import load_expected  # noqa: E402
 from imgrec.loadgen.health import ServiceNotHealthy, wait_until_healthy  # noqa: E402
@@ -38,6 +45,7 @@ from imgrec.loadgen.stats import StatusSample, Summary, summarize  # noqa: E402
 from imgrec.loadgen.status import STATUS_PATH, parse_status  # noqa: E402
 
 NEEDS_AUTOSCALER = "n/a (needs autoscaler)"
+MS = 1000
 
 
 def say(text: str) -> None:
@@ -120,7 +128,7 @@ class Service:
             self.proc.wait()
 
 
-def load(service: Service, images: Any, *, requests: int, concurrency: int,
+def load(service: Service | RayServe, images: Any, *, requests: int, concurrency: int,
          expected: Any = None, label: str) -> tuple[Summary, LoadResult]:
     done = 0
     step = max(1, requests // 10)
@@ -131,11 +139,77 @@ def load(service: Service, images: Any, *, requests: int, concurrency: int,
         if done % step == 0:
             say(f"{label}: {done}/{requests}")
 
-    plan = LoadPlan(url=service.url + "/", images=images, requests=requests,
+    plan = LoadPlan(url=service.url.rstrip("/") + "/", images=images, requests=requests,
                     concurrency=concurrency, expected=expected, timeout_s=120,
                     status_interval_s=None)
     result = asyncio.run(run_load(plan, on_done))
     return summarize(result.records, result.elapsed_s), result
+
+
+# -- photos as people take them --------------------------------------------------------------
+
+def bench_photo_sizes(photos: list[tuple[Path, int]], count: int) -> dict[str, Any]:
+    """CPU per image of the dev photos and of their 12 MP JPEG and 4K PNG versions."""
+    from imgrec.model.classifier import load_classifier
+
+    classifier = load_classifier("mobilenet_v2", threads=1)
+    cache = default_cache_dir(REPO)
+    costs: list[SizeCost] = [measure("dev (500x375 JPEG)", photos, classifier)]
+    say(f"photo sizes: {costs[0].cpu_ms:.2f} ms CPU/img for the dev photos")
+    subset = photos[:count]
+    for size in SIZES:
+        say(f"photo sizes: {size.name} ({count} photos, made into {cache} if missing)")
+        paths = photo_set([p for p, _ in subset], size, cache)
+        cost = measure(size.name, list(zip(paths, [c for _, c in subset], strict=True)),
+                       classifier)
+        say(f"photo sizes: {size.name}: {cost.cpu_ms:.2f} ms CPU/img")
+        costs.append(cost)
+    return {"sizes": [c.to_dict() for c in costs], "cache_dir": str(cache)}
+
+
+# -- the peer --------------------------------------------------------------------------------
+
+def low_cost_pair_run(url: str, pid: int, bodies: Bodies | None, args: argparse.Namespace,
+                      label: str) -> dict[str, Any] | None:
+    """The e2e load again with the low-cost client (wrk), for the side-by-side ratios."""
+    if bodies is None:
+        return None
+    say(f"{label}: {args.requests} requests at concurrency {args.concurrency} with wrk")
+    cpu_before = tree_cpu_s(pid)
+    try:
+        result = low_cost_run(url, bodies, concurrency=args.concurrency, requests=args.requests)
+    except ClientError as exc:
+        say(f"{label}: no low-cost run: {exc}")
+        return None
+    cpu = tree_cpu_s(pid) - cpu_before
+    return result.to_dict() | {"cpu_ms_per_request": cpu / max(1, result.answered) * MS}
+
+
+def bench_ray(images: Any, expected: Any, args: argparse.Namespace, log: Path,
+              bodies: Bodies | None) -> dict[str, Any]:
+    """Ray Serve under the same client and the same loads as imgrec's e2e and grading runs."""
+    with RayServe(log_path=log) as ray:
+        ready = ray.wait_ready()
+        say(f"Ray Serve at {ray.url} ready in {ready:.1f} s")
+        load(ray, images, requests=20, concurrency=4, label="ray warm-up")
+        say(f"ray: {args.requests} requests at concurrency {args.concurrency}")
+        cpu_before = tree_cpu_s(ray.pid)
+        with PeakMemory(ray.pid, tree_memory) as memory:
+            e2e, _ = load(ray, images, requests=args.requests, concurrency=args.concurrency,
+                          expected=expected, label="ray e2e")
+        cpu_used = tree_cpu_s(ray.pid) - cpu_before
+        low_cost = low_cost_pair_run(ray.url, ray.pid, bodies, args, "ray")
+        say(f"ray grading run: {args.grading} requests at once")
+        grading, _ = load(ray, images, requests=args.grading, concurrency=args.grading,
+                          label="ray grading")
+    return {"description": f"Ray Serve {ray.version}, 2 replicas x 1 CPU, @serve.batch(8, 5 ms)"
+                           ", max_ongoing_requests 64, imgrec's decode + preprocess + ONNX",
+            "version": ray.version,
+            "ready_s": ready,
+            "e2e": e2e.to_dict() | memory.to_dict()
+            | {"concurrency": args.concurrency, "service_cpu_s": cpu_used,
+               "cpu_ms_per_request": cpu_used / max(1, e2e.answered) * MS},
+            "grading": grading.to_dict(), "low_cost": low_cost}
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -156,8 +230,15 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
                         help="longest wait for the autoscaler to reach 0 workers")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="extra argument for imgrec serve (repeat)")
+    parser.add_argument("--peers", default="", help="also run these peers: ray")
+    parser.add_argument("--photo-count", type=int, default=20,
+                        help="photo sizes: how many dev photos to enlarge (0: skip the stage)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    if set(peers) - {"ray"}:
+        raise SystemExit(f"unknown peers {sorted(set(peers) - {'ray'})}; known: ray")
+    started_machine = machine()
 
     labels = args.images / "labels.csv"
     if not labels.is_file():
@@ -172,9 +253,13 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
     bare = bench_bare([p for p, _ in photos], args.rounds, batches)
     best = max(bare, key=lambda r: r.images_per_s)
     correct_bare = bare_correct(photos)
+    photo_sizes = bench_photo_sizes(photos, args.photo_count) if args.photo_count > 0 else None
 
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="imgrec-bench-") as tmp:
+        bodies = (prepare_bodies([p for p, _ in photos], Path(tmp) / "bodies")
+                  if "ray" in peers else None)
+        low_cost = None
         service = Service(args.serve_arg, Path(tmp) / "state")
         try:
             service.wait_healthy()
@@ -196,9 +281,12 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
                               concurrency=args.grading, label="grading")
             say(f"end to end: {args.requests} requests at concurrency {args.concurrency}")
             cpu_before = service.cpu_s()
-            e2e, _ = load(service, images, requests=args.requests,
-                          concurrency=args.concurrency, expected=expected, label="e2e")
+            with PeakMemory(service.proc.pid, tree_memory) as memory:
+                e2e, _ = load(service, images, requests=args.requests,
+                              concurrency=args.concurrency, expected=expected, label="e2e")
             cpu_used = service.cpu_s() - cpu_before
+            low_cost = low_cost_pair_run(service.url + "/", service.proc.pid, bodies, args,
+                                         "imgrec")
             scale_in = service.wait_workers(0, args.idle_timeout) if autoscaled else None
             burst = burst_zero = None
             if autoscaled and scale_in is not None:
@@ -208,6 +296,8 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
                 burst_zero = service.wait_workers(0, args.idle_timeout)
         finally:
             service.stop()
+        ray = (bench_ray(images, expected, args, Path(tmp) / "ray.log", bodies)
+               if "ray" in peers else None)
 
     cpu_per_request_ms = cpu_used / max(1, e2e.answered) * 1000
     rows = {
@@ -216,7 +306,7 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
                  "all": [r.__dict__ | {"images_per_s": r.images_per_s,
                                        "cpu_ms_per_image": r.cpu_ms_per_image} for r in bare],
                  "correct": correct_bare, "photos": len(photos)},
-        "e2e": e2e.to_dict() | {"concurrency": args.concurrency,
+        "e2e": e2e.to_dict() | memory.to_dict() | {"concurrency": args.concurrency,
                                 "service_cpu_s": cpu_used,
                                 "cpu_ms_per_request": cpu_per_request_ms,
                                 "correct_per_pass":
@@ -236,9 +326,28 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
         rows["ratios"]["grading_vs_allowed"] = grading.elapsed_s / allowed
     if burst_zero is not None:
         rows["ratios"]["zero_after_burst_vs_2s"] = burst_zero / 2.0
+    if photo_sizes is not None:
+        rows["photos"] = photo_sizes
+        dev_cost, jpeg_12mp = photo_sizes["sizes"][0], photo_sizes["sizes"][1]
+        rows["ratios"]["jpeg_12mp_vs_dev"] = jpeg_12mp["cpu_ms"] / dev_cost["cpu_ms"]
+    if ray is not None:
+        rows["peers"] = {"Ray Serve": ray}
+        ratios = rows["ratios"]
+        ratios["vs_ray_throughput_httpx"] = e2e.throughput_rps / ray["e2e"]["throughput_rps"]
+        ratios["vs_ray_p99_httpx"] = e2e.latency_p99_s / ray["e2e"]["latency_p99_s"]
+        theirs = ray["low_cost"]
+        if low_cost is not None and theirs is not None:
+            # The ratios the issue asks for: the client that does not compete for the cores.
+            rows["e2e_low_cost"] = low_cost
+            ratios["vs_ray_throughput"] = low_cost["rps"] / theirs["rps"]
+            ratios["vs_ray_p99"] = low_cost["latency_p99_s"] / theirs["latency_p99_s"]
+        else:
+            ratios["vs_ray_throughput"] = ratios["vs_ray_throughput_httpx"]
+            ratios["vs_ray_p99"] = ratios["vs_ray_p99_httpx"]
+    rows["goals"] = [g.to_dict() for g in standard_goals(rows)]
     document = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": started_machine | {"load_at_end": [round(x, 2) for x in os.getloadavg()]},
         "command": " ".join([Path(sys.executable).name, "bench/run.py", *sys.argv[1:]]),
         "serve_args": args.serve_arg,
         "results": rows,
@@ -248,75 +357,6 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
     print(render_table(document))
     say(f"wrote {args.out}")
     return 0
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "os": f"{platform.system()} {platform.release()}"}
-
-
-def _s(value: Any, unit: str = "s") -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "timed out"
-    return f"{value:.2f} {unit}"
-
-
-def render_table(doc: dict[str, Any]) -> str:
-    r = doc["results"]
-    b, e, g = r["bare"]["best"], r["e2e"], r["grading"]
-    ms = 1000
-    lines = [
-        ("bare model ceiling",
-         f"{b['images_per_s']:.1f} img/s ({b['processes']} proc x {b['threads']} thread, "
-         f"batch {b['batch_size']}), {b['cpu_ms_per_image']:.2f} ms CPU/img, "
-         f"{r['bare']['correct']}/{r['bare']['photos']} correct"),
-        ("service end to end",
-         f"{e['throughput_rps']:.1f} req/s, {e['requests']} req at concurrency "
-         f"{e['concurrency']}, {sum(e['errors'].values())} errors, "
-         f"{e['correct']}/{e['answered']} correct"),
-        ("  latency",
-         f"p50 {e['latency_p50_s'] * ms:.0f} ms, p90 {e['latency_p90_s'] * ms:.0f} ms, "
-         f"p99 {e['latency_p99_s'] * ms:.0f} ms, max {e['latency_max_s'] * ms:.0f} ms"),
-        ("  service CPU", f"{e['cpu_ms_per_request']:.2f} ms per request (all processes)"),
-        ("throughput ratio", f"{r['ratios']['throughput']:.2f} (e2e / bare)"),
-        ("CPU ratio", f"{r['ratios']['cpu']:.2f} (service CPU per request / bare per image;"
-                      " goal <= 1.15)"),
-        ("grading run",
-         f"{g['requests']} at once: total {g['elapsed_s']:.2f} s, mean latency "
-         f"{g['latency_mean_s']:.2f} s, {sum(g['errors'].values())} errors"),
-        ("cold start", _s(r["cold_start_s"])),
-        ("scale-in", _s(r["scale_in_s"])),
-    ]
-    ratios = r["ratios"]
-    if "grading_vs_allowed" in ratios:
-        lines.append(("grading vs allowed", f"{ratios['grading_vs_allowed']:.2f} (wall / (cold "
-                                            "start + 1.2 x requests / bare img/s); goal <= 1)"))
-    burst = r.get("burst_from_idle")
-    if isinstance(burst, dict):
-        lines.append(("burst from idle",
-                      f"{burst['answered']}/{burst['requests']} answered in "
-                      f"{burst['elapsed_s']:.2f} s; 0 workers "
-                      f"{_s(burst['zero_workers_after_s'])} after"))
-    if "zero_after_burst_vs_2s" in ratios:
-        lines.append(("to zero vs 2 s", f"{ratios['zero_after_burst_vs_2s']:.2f} (goal <= 1)"))
-    width = max(len(name) for name, _ in lines)
-    m = doc["machine"]
-    head = (f"imgrec bench, {doc['when']}, {m['cpu']} x {m['cores']} cores, "
-            f"Python {m['python']}, ONNX Runtime {m['onnxruntime']}")
-    return "\n".join([head, "-" * len(head)] + [f"{n:<{width}}  {v}" for n, v in lines])
 
 
 if __name__ == "__main__":

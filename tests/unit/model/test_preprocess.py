@@ -219,3 +219,24 @@ def test_draft_leaves_small_jpeg_alone() -> None:
     full = decode_image(data)
     if min(full.size) < 512:
         assert np.array_equal(np.asarray(decode_image(data, min_side=256)), np.asarray(full))
+
+
+# --- box reduction before the resize -----------------------------------------------------------
+
+SPEC = ModelSpec("imagenet-like", Path("unused.onnx"), labels=("a", "b"))
+
+
+def test_reduction_leaves_dev_sized_photos_bit_identical() -> None:
+    image = decode_image(dev_jpeg())
+    assert np.array_equal(preprocess(image, SPEC), preprocess(image, SPEC, reducing_gap=None))
+
+
+def test_reduction_shrinks_a_4k_image_first_and_stays_close() -> None:
+    # Smooth content (an enlarged dev photo), as the bench's 4K PNGs.
+    image = decode_image(dev_jpeg()).resize((3840, 2880), Image.Resampling.BICUBIC)
+    fast = preprocess(image, SPEC)
+    exact = preprocess(image, SPEC, reducing_gap=None)
+    assert fast.shape == exact.shape == (3, 224, 224)
+    assert not np.array_equal(fast, exact)  # the box pass did run
+    # Normalised units (~1/58 per 8-bit level): within about one level on average.
+    assert float(np.abs(fast - exact).mean()) < 0.02
