@@ -28,6 +28,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bare import BareResult, bare_correct, run_bare  # noqa: E402
+from client import prepare_bodies  # noqa: E402
+from lowcost import measure as measure_low_cost  # noqa: E402
+from lowcost import render as render_low_cost  # noqa: E402
 from proctree import tree_cpu_s  # noqa: E402
 
 from imgrec.loadgen.expected import load_expected  # noqa: E402
@@ -156,6 +159,12 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
                         help="longest wait for the autoscaler to reach 0 workers")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="extra argument for imgrec serve (repeat)")
+    parser.add_argument("--client", default="wrk", choices=["wrk", "hey"],
+                        help="low-cost client for the tail/CPU runs")
+    parser.add_argument("--client-requests", type=int, default=2000,
+                        help="low-cost client: requests per concurrency")
+    parser.add_argument("--client-concurrency", default="64,256",
+                        help="low-cost client: concurrencies (0: skip these runs)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args()
 
@@ -199,6 +208,14 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
             e2e, _ = load(service, images, requests=args.requests,
                           concurrency=args.concurrency, expected=expected, label="e2e")
             cpu_used = service.cpu_s() - cpu_before
+            low_cost = None
+            concurrencies = [int(c) for c in args.client_concurrency.split(",") if int(c) > 0]
+            if concurrencies:
+                bodies = prepare_bodies([p for p, _ in photos], Path(tmp) / "bodies")
+                low_cost = measure_low_cost(
+                    service.url, service.proc.pid, bodies, concurrencies=concurrencies,
+                    requests=args.client_requests, bare_ips=best.images_per_s,
+                    bare_cpu_ms=best.cpu_ms_per_image, tool=args.client, say=say)
             scale_in = service.wait_workers(0, args.idle_timeout) if autoscaled else None
             burst = burst_zero = None
             if autoscaled and scale_in is not None:
@@ -224,6 +241,7 @@ def main() -> int:  # noqa: C901 - one straight sequence of stages
         "ratios": {"throughput": e2e.throughput_rps / best.images_per_s,
                    "cpu": cpu_per_request_ms / best.cpu_ms_per_image},
         "grading": grading.to_dict(),
+        "low_cost_client": low_cost,
         "cold_start_s": cold if autoscaled else NEEDS_AUTOSCALER,
         "scale_in_s": scale_in if autoscaled else NEEDS_AUTOSCALER,
         "scale_in_after_cold_start_s": scale_in_idle if autoscaled else NEEDS_AUTOSCALER,
@@ -300,6 +318,8 @@ def render_table(doc: dict[str, Any]) -> str:
         ("cold start", _s(r["cold_start_s"])),
         ("scale-in", _s(r["scale_in_s"])),
     ]
+    if r.get("low_cost_client"):
+        lines += render_low_cost(r["low_cost_client"])
     ratios = r["ratios"]
     if "grading_vs_allowed" in ratios:
         lines.append(("grading vs allowed", f"{ratios['grading_vs_allowed']:.2f} (wall / (cold "
