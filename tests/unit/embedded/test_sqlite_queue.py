@@ -119,3 +119,42 @@ def test_a_missing_queue_in_a_group_fails_only_its_own_send(tmp_path: Path) -> N
     assert outcomes["requests"] is None
     assert isinstance(outcomes["gone"], QueueNotFound)
     assert [m.body for m in q.receive(5)] == ["x"]
+
+
+def _waiting(broker: SqliteBroker, queue: str, timeout_s: float) -> tuple[threading.Thread,
+                                                                          list[float]]:
+    took: list[float] = []
+
+    def wait() -> None:
+        start = time.monotonic()
+        broker._wait_for_change(timeout_s, queue)
+        took.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.05)  # the waiter is waiting
+    return thread, took
+
+
+def test_a_local_send_wakes_the_receivers_of_its_queue_only(tmp_path: Path) -> None:
+    broker = SqliteBroker(tmp_path / "q.db")
+    requests, replies = broker.open("requests"), broker.open("replies")
+    other, other_took = _waiting(broker, "replies", 0.6)
+    own, own_took = _waiting(broker, "requests", 5.0)
+    requests.send(["r"])
+    own.join()
+    other.join()
+    assert own_took[0] < 1.0
+    assert other_took[0] >= 0.6
+    assert [m.body for m in replies.receive(1)] == []
+
+
+def test_every_waiter_of_a_process_sees_another_process_commit(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    broker = SqliteBroker(db)
+    broker.open("requests")
+    waiters = [_waiting(broker, name, 5.0) for name in ("replies", "requests-dead")]
+    SqliteBroker(db).open("requests").send(["from elsewhere"])  # another connection
+    for thread, took in waiters:
+        thread.join()
+        assert took[0] < 1.0
