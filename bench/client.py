@@ -123,6 +123,8 @@ def run_load(url: str, bodies: Bodies, *, concurrency: int, requests: int,
             result = _run_hey(url, bodies, concurrency, requests, timeout_s)
     finally:
         connections = watcher.stop()
+    if tool == "wrk":  # wrk.resolve() connects once to check the address before the run
+        connections = max(0, connections - 1)
     return _replace(result, connections=connections)
 
 

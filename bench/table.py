@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lowcost import render as render_low_cost
+
 MS = 1000
 
 
@@ -206,6 +208,8 @@ def peer_lines(name: str, p: dict[str, Any], r: dict[str, Any]) -> list[tuple[st
 def render_table(doc: dict[str, Any]) -> str:
     r = doc["results"]
     lines = core_lines(r)
+    if r.get("low_cost_client"):
+        lines += render_low_cost(r["low_cost_client"])
     if "photos" in r:
         lines += photo_lines(r["photos"])
     for name, peer in r.get("peers", {}).items():
@@ -230,6 +234,28 @@ def _goal_key(goal: Goal) -> tuple[int, str]:
     return goal.item, goal.name
 
 
+def low_cost_goals(low: dict[str, Any] | None) -> list[Goal]:
+    """Items 1-4 from the low-cost client's runs (``lowcost.measure``), per concurrency."""
+    goals: list[Goal] = []
+    if not low:
+        return goals
+    for concurrency, run in low["runs"].items():
+        q = run["ratios"]
+        goals += [
+            Goal(1, f"p99 / p50 at c{concurrency} ({low['tool']})", q["p99_over_p50"], 1.5, True),
+            Goal(1, f"connections / concurrency at c{concurrency}",
+                 q["connections_over_concurrency"], 1.0, True),
+            Goal(2, f"client CPU ms per request at c{concurrency}",
+                 run["client_cpu_ms_per_request"], 0.5, True),
+            Goal(3, f"web-tier CPU / bare per image at c{concurrency}", q["web_cpu"], 0.1, True),
+            Goal(3, f"service CPU / bare per image at c{concurrency}", q["service_cpu"], 1.15,
+                 True),
+        ]
+        if concurrency == "64":
+            goals.append(Goal(4, "throughput at c64 / bare ceiling", q["throughput"], 0.8, False))
+    return goals
+
+
 def standard_goals(r: dict[str, Any]) -> list[Goal]:
     """The goals this run's results can be checked against (issue 15's item numbers)."""
     e, ratios = r["e2e"], r["ratios"]
@@ -239,6 +265,7 @@ def standard_goals(r: dict[str, Any]) -> list[Goal]:
         Goal(3, "service CPU per request / bare CPU per image", ratios["cpu"], 1.15, True),
         Goal(4, "throughput / bare ceiling", ratios["throughput"], 0.8, False),
     ]
+    goals += low_cost_goals(r.get("low_cost_client"))
     if "vs_ray_throughput" in ratios:
         goals += [Goal(5, "throughput / Ray Serve's", ratios["vs_ray_throughput"], 1.7, False),
                   Goal(5, "p99 / Ray Serve's p99", ratios["vs_ray_p99"], 0.5, True)]

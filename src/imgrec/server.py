@@ -26,6 +26,7 @@ from .config import Settings
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
+_KEEP_ALIVE_S = 75  # as nginx's keepalive_timeout; above the 60 s idle timeout of AWS's ALB
 
 
 class _Server(uvicorn.Server):
@@ -88,7 +89,10 @@ def run_server(settings: Settings) -> None:
              settings.port, mode, bounds.min_workers, bounds.max_workers, backend.description)
     server = _Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                       timeout_graceful_shutdown=max(5, int(settings.sync_timeout_s))),
+                       timeout_graceful_shutdown=max(5, int(settings.sync_timeout_s)),
+                       # uvicorn's default of 5 s closes a client's idle connection between two
+                       # bursts (a grading run, a page left open), and it reconnects for the next.
+                       timeout_keep_alive=_KEEP_ALIVE_S),
         on_exit=app.state.end_streams,
     )
     try:

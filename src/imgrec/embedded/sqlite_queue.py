@@ -11,11 +11,13 @@ the last transactions.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -65,6 +67,14 @@ class SqliteBroker:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._local_commits = 0
+        # Wake-ups, all guarded by ``_lock``: commits of this process per queue (``None``:
+        # any queue), and commits of other processes seen by the one polling waiter.
+        self._queue_commits: dict[str | None, int] = {}
+        self._remote_changes = 0
+        self._last_version = -1
+        self._polling = False
+        self._pending_lock = threading.Lock()
+        self._pending: list[_PendingSend] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
@@ -127,7 +137,10 @@ class SqliteBroker:
         self._notify_local(before)
         return cur.rowcount
 
-    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+    def _transaction(self, body: Callable[[sqlite3.Connection], T],
+                     queues: set[str] | None = None) -> T:
+        """``body`` in one write transaction; ``queues``: the queues it may change (read after
+        ``body`` ran, which may add to it), ``None`` for any."""
         before = self._conn.total_changes
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -139,31 +152,83 @@ class SqliteBroker:
                 raise
         except sqlite3.Error as exc:
             raise _translate(exc, "queue transaction failed") from exc
-        self._notify_local(before)
+        self._notify_local(before, queues)
         return result
 
-    def _notify_local(self, changes_before: int) -> None:
+    def _group_send(self, item: _PendingSend) -> bool:
+        """Commit ``item`` with every send that queued up behind the current commit (group
+        commit): under load the web tier's request threads share one transaction, so one
+        fsync instead of one per request. Returns whether the item's queue exists."""
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._lock:
+            if not item.done:  # nobody took it along: commit everything pending now
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                try:
+                    self._transaction(lambda c: _insert_group(c, group),
+                                      {other.queue for other in group})
+                except BaseException as exc:
+                    for other in group:
+                        other.error, other.done = exc, True
+                    raise
+                for other in group:
+                    other.done = True
+                return item.found
+        if item.error is not None:  # another thread's commit of this send failed
+            raise type(item.error)(*item.error.args) from item.error
+        return item.found
+
+    def _notify_local(self, changes_before: int, queues: set[str] | None = None) -> None:
         # Only a commit that changed rows wakes local waiters: two receivers in one process
         # (reply dispatcher, dead-letter responder) would otherwise wake each other with their
-        # empty receives and spin a core while the service is idle.
+        # empty receives and spin a core while the service is idle. And only the waiters of
+        # the queues it changed: the web tier's request sends do not wake its reply receiver.
         if self._conn.total_changes == changes_before:
             return
         self._local_commits += 1
+        for queue in (None,) if queues is None else queues:
+            self._queue_commits[queue] = self._queue_commits.get(queue, 0) + 1
         self._changed.notify_all()
 
-    def _wait_for_change(self, timeout_s: float) -> None:
-        """Block until another connection or thread commits, or ``timeout_s`` passes."""
+    def _wake_stamp(self, queue: str | None) -> tuple[int, int, int]:
+        return (self._remote_changes, self._queue_commits.get(None, 0),
+                self._queue_commits.get(queue, 0) if queue is not None else self._local_commits)
+
+    def _wait_for_change(self, timeout_s: float, queue: str | None = None) -> None:
+        """Block until another connection commits, this process commits to ``queue`` (any
+        queue if ``None``), or ``timeout_s`` passes.
+
+        One waiting thread at a time polls ``PRAGMA data_version`` and wakes the others when
+        it changes: the receivers of one process (reply dispatcher, dead-letter responder)
+        share one poll instead of each querying 200 times a second.
+        """
         end = time.monotonic() + timeout_s
         with self._changed:
-            start_local = self._local_commits
-            start_version = self._data_version()
-            while True:
-                remaining = end - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._changed.wait(min(remaining, _CHANGE_POLL_S))
-                if self._local_commits != start_local or self._data_version() != start_version:
-                    return
+            start = self._wake_stamp(queue)
+            polling = False
+            try:
+                while True:
+                    remaining = end - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    if not polling and not self._polling:
+                        polling = self._polling = True
+                        if self._last_version < 0:
+                            self._last_version = self._data_version()
+                    self._changed.wait(min(remaining, _CHANGE_POLL_S) if polling else remaining)
+                    if polling:
+                        version = self._data_version()
+                        if version != self._last_version:
+                            self._last_version = version
+                            self._remote_changes += 1
+                            self._changed.notify_all()
+                    if self._wake_stamp(queue) != start:
+                        return
+            finally:
+                if polling:  # hand the poll over to a thread still waiting
+                    self._polling = False
+                    self._changed.notify_all()
 
     def _data_version(self) -> int:
         try:
@@ -184,21 +249,9 @@ class SqliteQueue:
             return []
         now = time.time()
         ids = [secrets.token_hex(8) for _ in bodies]
-
-        def insert(conn: sqlite3.Connection) -> int:
-            exists = conn.execute("SELECT 1 FROM queues WHERE name = ?", (self.name,)).fetchone()
-            if exists is None:
-                return 0
-            conn.executemany(
-                "INSERT INTO messages (queue, message_id, body, sent_at, visible_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(self.name, mid, body, now, now) for mid, body in zip(ids, bodies, strict=True)],
-            )
-            return 1
-
-        with self._broker._lock:
-            if not self._broker._transaction(insert):
-                raise QueueNotFound(f"no queue named {self.name!r}")
+        rows = [(self.name, mid, body, now, now) for mid, body in zip(ids, bodies, strict=True)]
+        if not self._broker._group_send(_PendingSend(self.name, rows)):
+            raise QueueNotFound(f"no queue named {self.name!r}")
         return ids
 
     def receive(
@@ -209,18 +262,19 @@ class SqliteQueue:
         visibility = self._broker.default_visibility_s if visibility_s is None else visibility_s
         deadline = time.monotonic() + max(0.0, wait_s)
         while True:
+            touched = {self.name}  # and its dead-letter queue when messages move there
+            receive_in = functools.partial(self._receive_in, max_messages=max_messages,
+                                           visibility_s=visibility, touched=touched)
             with self._broker._lock:
                 got = (
-                    self._broker._transaction(
-                        lambda c: self._receive_in(c, max_messages, visibility)
-                    )
+                    self._broker._transaction(receive_in, touched)
                     if self._may_have_visible()
                     else []
                 )
             remaining = deadline - time.monotonic()
             if got or remaining <= 0:
                 return got
-            self._broker._wait_for_change(min(remaining, _RESCAN_S))
+            self._broker._wait_for_change(min(remaining, _RESCAN_S), self.name)
 
     def _may_have_visible(self) -> bool:
         """A read-only look first: an empty poll then never takes the database's write lock.
@@ -240,7 +294,8 @@ class SqliteQueue:
         return bool(visible) or not queue_exists
 
     def _receive_in(
-        self, conn: sqlite3.Connection, max_messages: int, visibility_s: float
+        self, conn: sqlite3.Connection, max_messages: int, visibility_s: float,
+        touched: set[str],
     ) -> list[Message]:
         now = time.time()
         config = conn.execute(
@@ -269,6 +324,7 @@ class SqliteQueue:
                         " WHERE seq = ?",
                         (dead_letter, now, seq),
                     )
+                    touched.add(dead_letter)
                     dead_lettered = True
                     continue
                 receipt = f"{seq}.{secrets.token_hex(8)}"
@@ -288,7 +344,8 @@ class SqliteQueue:
             self._broker._transaction(
                 lambda c: c.executemany(
                     "DELETE FROM messages WHERE seq = ? AND receipt = ?", params
-                )
+                ),
+                set(),  # a delete makes no message visible: it wakes no receiver
             )
 
     def change_visibility(self, receipt: str, visibility_s: float) -> None:
@@ -300,7 +357,8 @@ class SqliteQueue:
                 lambda c: c.execute(
                     "UPDATE messages SET visible_at = ? WHERE seq = ? AND receipt = ?",
                     (time.time() + max(0.0, visibility_s), *parsed),
-                )
+                ),
+                {self.name},
             )
 
     def depth(self) -> QueueDepth:
@@ -315,6 +373,31 @@ class SqliteQueue:
             except sqlite3.Error as exc:
                 raise _translate(exc, "queue depth query failed") from exc
         return QueueDepth(visible=int(visible), in_flight=int(in_flight))
+
+
+@dataclass
+class _PendingSend:
+    """One ``send`` waiting to be committed, with its outcome once it is."""
+
+    queue: str
+    rows: list[tuple[str, str, str, float, float]]
+    done: bool = False
+    found: bool = False
+    error: BaseException | None = None
+
+
+def _insert_group(conn: sqlite3.Connection, group: Sequence[_PendingSend]) -> None:
+    names = {item.queue for item in group}
+    found = {name for name in names
+             if conn.execute("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone()}
+    rows = [row for item in group if item.queue in found for row in item.rows]
+    conn.executemany(
+        "INSERT INTO messages (queue, message_id, body, sent_at, visible_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    for item in group:
+        item.found = item.queue in found
 
 
 def _parse_receipt(receipt: str) -> tuple[int, str] | None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from ..errors import ImageError
 from ..model.decode import probe_image
 from .errors import ApiError
+from .formstream import FormError, read_form
 
 COURSE_FIELDS = ("myfile", "inputFile")
 API_FIELDS = ("file", *COURSE_FIELDS)
@@ -42,26 +41,22 @@ async def read_upload(
             f"Send the image as multipart/form-data in the field {_names(fields)}.",
         )
     try:
-        form = await request.form(max_files=8, max_fields=32)
-    except MultiPartException as exc:
+        form = await read_form(content_type, request.stream(), wanted=fields,
+                               max_file_bytes=max_bytes, max_files=8, max_fields=32)
+    except FormError as exc:
         raise ApiError(400, "malformed_form", f"The multipart form cannot be read: {exc}") from exc
-    try:
-        files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
-        chosen = [(k, v) for k, v in files if k in fields]
-        if not chosen:
-            found = f" (found: {', '.join(sorted({k for k, _ in files}))})" if files else ""
-            raise ApiError(
-                400, "missing_file", f"No file in the field {_names(fields)}{found}."
-            )
-        if len(chosen) > 1:
-            raise ApiError(
-                400, "too_many_files", "Send exactly one file per request; this one has "
-                f"{len(chosen)}. Use several requests (or /api/v1/jobs) for several images."
-            )
-        _field, upload = chosen[0]
-        data = await upload.read(max_bytes + 1)
-    finally:
-        await form.close()
+    chosen = [part for part in form.files if part.name in fields]
+    if not chosen:
+        names = sorted({part.name for part in form.files})
+        found = f" (found: {', '.join(names)})" if names else ""
+        raise ApiError(400, "missing_file", f"No file in the field {_names(fields)}{found}.")
+    if len(chosen) > 1:
+        raise ApiError(
+            400, "too_many_files", "Send exactly one file per request; this one has "
+            f"{len(chosen)}. Use several requests (or /api/v1/jobs) for several images."
+        )
+    upload = chosen[0]
+    data = upload.data
     if len(data) > max_bytes:
         raise ApiError(413, "file_too_large",
                        f"The file is over the limit of {max_bytes} bytes.", limit_bytes=max_bytes)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from imgrec.embedded.sqlite_queue import SqliteBroker
+from imgrec.embedded.sqlite_queue import SqliteBroker, SqliteQueue
+from imgrec.errors import QueueNotFound
 
 
 def test_messages_survive_reopening_the_file(tmp_path: Path) -> None:
@@ -68,3 +70,91 @@ def test_sending_to_a_deleted_queue_is_refused(tmp_path: Path) -> None:
     with pytest.raises(QueueNotFound):
         q.send(["late reply"])
     broker.close()
+
+
+def _sends_waiting(broker: SqliteBroker, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(broker._pending) < n:
+        assert time.monotonic() < deadline, "the sends never queued up"
+        time.sleep(0.001)
+
+
+def test_concurrent_sends_share_one_commit(tmp_path: Path) -> None:
+    broker = SqliteBroker(tmp_path / "q.db")
+    q = broker.open("requests")
+    commits = broker._local_commits
+    with broker._lock:  # a commit in progress: the next sends queue up behind it
+        threads = [threading.Thread(target=q.send, args=([f"m{i}"],)) for i in range(20)]
+        for thread in threads:
+            thread.start()
+        _sends_waiting(broker, 20)
+    for thread in threads:
+        thread.join()
+    assert broker._local_commits - commits == 1
+    assert sorted(m.body for m in q.receive(10) + q.receive(10)) == sorted(f"m{i}"
+                                                                          for i in range(20))
+
+
+def test_a_missing_queue_in_a_group_fails_only_its_own_send(tmp_path: Path) -> None:
+    broker = SqliteBroker(tmp_path / "q.db")
+    q = broker.open("requests")
+    gone = broker.open("gone")
+    broker.delete_queue("gone")
+    outcomes: dict[str, BaseException | None] = {}
+
+    def send(queue: SqliteQueue) -> None:
+        try:
+            queue.send(["x"])
+            outcomes[queue.name] = None
+        except QueueNotFound as exc:
+            outcomes[queue.name] = exc
+
+    with broker._lock:
+        threads = [threading.Thread(target=send, args=(queue,)) for queue in (q, gone)]
+        for thread in threads:
+            thread.start()
+        _sends_waiting(broker, 2)
+    for thread in threads:
+        thread.join()
+    assert outcomes["requests"] is None
+    assert isinstance(outcomes["gone"], QueueNotFound)
+    assert [m.body for m in q.receive(5)] == ["x"]
+
+
+def _waiting(broker: SqliteBroker, queue: str, timeout_s: float) -> tuple[threading.Thread,
+                                                                          list[float]]:
+    took: list[float] = []
+
+    def wait() -> None:
+        start = time.monotonic()
+        broker._wait_for_change(timeout_s, queue)
+        took.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.05)  # the waiter is waiting
+    return thread, took
+
+
+def test_a_local_send_wakes_the_receivers_of_its_queue_only(tmp_path: Path) -> None:
+    broker = SqliteBroker(tmp_path / "q.db")
+    requests, replies = broker.open("requests"), broker.open("replies")
+    other, other_took = _waiting(broker, "replies", 0.6)
+    own, own_took = _waiting(broker, "requests", 5.0)
+    requests.send(["r"])
+    own.join()
+    other.join()
+    assert own_took[0] < 1.0
+    assert other_took[0] >= 0.6
+    assert [m.body for m in replies.receive(1)] == []
+
+
+def test_every_waiter_of_a_process_sees_another_process_commit(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    broker = SqliteBroker(db)
+    broker.open("requests")
+    waiters = [_waiting(broker, name, 5.0) for name in ("replies", "requests-dead")]
+    SqliteBroker(db).open("requests").send(["from elsewhere"])  # another connection
+    for thread, took in waiters:
+        thread.join()
+        assert took[0] < 1.0
