@@ -66,26 +66,3 @@ def measure(url: str, pid: int, bodies: Bodies, *, concurrencies: Sequence[int],
             f"ms/req, web {web_ms:.2f} ms/req, service {service_ms:.2f} ms/req")
         runs[str(concurrency)] = row
     return {"tool": tool, "requests": requests, "runs": runs}
-
-
-def render(low: dict[str, Any]) -> list[tuple[str, str]]:
-    lines = []
-    for concurrency, r in low["runs"].items():
-        q = r["ratios"]
-        errors = sum(r["errors"].values())
-        lines += [
-            (f"{low['tool']} c{concurrency}",
-             f"{r['rps']:.1f} req/s ({q['throughput']:.2f} x bare; goal at c64 >= 0.8), "
-             f"{r['ok']}/{r['answered']} ok, {errors} errors"),
-            ("  latency", f"p50 {r['latency_p50_s'] * 1000:.0f} ms, p99 "
-                          f"{r['latency_p99_s'] * 1000:.0f} ms: p99/p50 {q['p99_over_p50']:.2f} "
-                          "(goal <= 1.5)"),
-            ("  connections", f"{r['connections']} opened for {concurrency} (goal <= "
-                              f"{concurrency})"),
-            ("  client CPU", f"{r['client_cpu_ms_per_request']:.3f} ms per request (goal < 0.5)"),
-            ("  web-tier CPU", f"{r['web_cpu_ms_per_request']:.2f} ms per request = "
-                               f"{q['web_cpu']:.3f} x bare per image (goal <= 0.1)"),
-            ("  service CPU", f"{r['service_cpu_ms_per_request']:.2f} ms per request = "
-                              f"{q['service_cpu']:.2f} x bare per image (goal <= 1.15)"),
-        ]
-    return lines

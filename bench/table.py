@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lowcost import render as render_low_cost
-
 MS = 1000
 
 
@@ -209,7 +207,7 @@ def render_table(doc: dict[str, Any]) -> str:
     r = doc["results"]
     lines = core_lines(r)
     if r.get("low_cost_client"):
-        lines += render_low_cost(r["low_cost_client"])
+        lines += low_cost_lines(r["low_cost_client"])
     if "photos" in r:
         lines += photo_lines(r["photos"])
     for name, peer in r.get("peers", {}).items():
@@ -232,6 +230,30 @@ def render_table(doc: dict[str, Any]) -> str:
 
 def _goal_key(goal: Goal) -> tuple[int, str]:
     return goal.item, goal.name
+
+
+def low_cost_lines(low: dict[str, Any]) -> list[tuple[str, str]]:
+    """The low-cost client's runs (``lowcost.measure``), one block per concurrency."""
+    lines = []
+    for concurrency, r in low["runs"].items():
+        q = r["ratios"]
+        errors = sum(r["errors"].values())
+        lines += [
+            (f"{low['tool']} c{concurrency}",
+             f"{r['rps']:.1f} req/s ({q['throughput']:.2f} x bare; goal at c64 >= 0.8), "
+             f"{r['ok']}/{r['answered']} ok, {errors} errors"),
+            ("  latency", f"p50 {r['latency_p50_s'] * 1000:.0f} ms, p99 "
+                          f"{r['latency_p99_s'] * 1000:.0f} ms: p99/p50 {q['p99_over_p50']:.2f} "
+                          "(goal <= 1.5)"),
+            ("  connections", f"{r['connections']} opened for {concurrency} (goal <= "
+                              f"{concurrency})"),
+            ("  client CPU", f"{r['client_cpu_ms_per_request']:.3f} ms per request (goal < 0.5)"),
+            ("  web-tier CPU", f"{r['web_cpu_ms_per_request']:.2f} ms per request = "
+                               f"{q['web_cpu']:.3f} x bare per image (goal <= 0.1)"),
+            ("  service CPU", f"{r['service_cpu_ms_per_request']:.2f} ms per request = "
+                              f"{q['service_cpu']:.2f} x bare per image (goal <= 1.15)"),
+        ]
+    return lines
 
 
 def low_cost_goals(low: dict[str, Any] | None) -> list[Goal]:

@@ -104,3 +104,24 @@ def test_machine_describes_this_one() -> None:
     m = machine({"ray": "2.60.0"})
     assert m["cores"] >= 1 and m["memory_gb"] > 0 and len(m["load_at_start"]) == 3
     assert m["onnxruntime"] and m["pillow"] and m["ray"] == "2.60.0"
+
+
+def test_low_cost_runs_are_shown_and_judged_per_concurrency() -> None:
+    from bench.table import low_cost_goals, low_cost_lines
+
+    def run(p99_over_p50: float) -> dict[str, Any]:
+        return {"rps": 90.0, "ok": 2000, "answered": 2000, "errors": {},
+                "latency_p50_s": 0.5, "latency_p99_s": 0.5 * p99_over_p50, "connections": 64,
+                "client_cpu_ms_per_request": 0.2, "web_cpu_ms_per_request": 2.0,
+                "service_cpu_ms_per_request": 12.0,
+                "ratios": {"p99_over_p50": p99_over_p50, "connections_over_concurrency": 1.0,
+                           "throughput": 0.85, "web_cpu": 0.18, "service_cpu": 1.1}}
+    low = {"tool": "wrk", "requests": 2000, "runs": {"64": run(1.3), "256": run(1.9)}}
+    verdicts = {g.name: g.met for g in low_cost_goals(low)}
+    assert verdicts["p99 / p50 at c64 (wrk)"] is True
+    assert verdicts["p99 / p50 at c256 (wrk)"] is False
+    assert verdicts["web-tier CPU / bare per image at c64"] is False
+    assert verdicts["throughput at c64 / bare ceiling"] is True
+    assert "throughput at c256 / bare ceiling" not in verdicts
+    assert any(name == "wrk c256" for name, _ in low_cost_lines(low))
+    assert low_cost_goals(None) == []
