@@ -66,6 +66,7 @@ $(RAY_STAMP): $(DEV_STAMP)
 	touch $@
 
 bench: $(DEV_STAMP) $(if $(filter ray,$(PEERS)),$(RAY_STAMP))
+	bash tools/install-bench-deps.sh
 	$(BIN)/python bench/run.py $(if $(PEERS),--peers=$(PEERS)) $(ARGS)
 
 # A long soak (not part of `make test`): 30 minutes by default; `make soak SOAK_MINUTES=3` in CI.
