@@ -251,7 +251,7 @@ def test_down_then_up_waits_out_the_queue_name_cooldown(proxy: FaultProxy, wheel
     stack.down()
     rows = stack.up(UpOptions(wheel=wheel))
     assert {r.name: r.status for r in rows if r.kind == "queue"} == {
-        "t1-requests-dead": "created", "t1-requests": "created"}
+        "t1-requests-dead": "created", "t1-requests": "created", "t1-requests-bulk": "created"}
     assert isinstance(cooldown, QueueDeletedRecently) and cooldown.refused >= 1
     assert any("deleted recently" in status for _kind, _name, status in steps)
 
