@@ -33,9 +33,11 @@ import select
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+_WORKER_OOM_SCORE_ADJ = 300  # of -1000..1000; the server and the web tier stay at 0
 
 
 def preload() -> None:
@@ -79,6 +81,14 @@ def _run_child(request: dict[str, Any]) -> int:
         return 2
 
 
+def _first_for_the_oom_killer() -> None:
+    """Out of memory, the kernel should kill a worker (replaced, its requests redelivered),
+    not the smaller fork server: its death would take the workers' exit codes with it. Raising
+    one's own score needs no privilege."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text(f"{_WORKER_OOM_SCORE_ADJ}\n")
+
+
 def _fork_worker(request: dict[str, Any], inherited_fds: tuple[int, ...]) -> int:
     pid = os.fork()
     if pid:
@@ -86,6 +96,7 @@ def _fork_worker(request: dict[str, Any], inherited_fds: tuple[int, ...]) -> int
     code = 1
     try:
         os.setsid()  # its own session, like a spawned worker: a terminal's Ctrl-C misses it
+        _first_for_the_oom_killer()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in inherited_fds:

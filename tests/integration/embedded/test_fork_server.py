@@ -109,6 +109,19 @@ def test_forked_workers_answer_like_the_bare_model(
     assert all(s >= 0 for s in fleet.health().launch_to_ready_s)
 
 
+def test_out_of_memory_the_kernel_picks_a_worker_before_the_fork_server(
+    fleet: ProcessFleet,
+) -> None:
+    pids = _wait_ready(fleet, fleet.launch(1))
+    assert fleet.forks is not None
+
+    def score(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+
+    assert [score(pid) for pid in pids.values()] == [300]
+    assert fleet.forks.pid is not None and score(fleet.forks.pid) < 300
+
+
 def test_a_killed_forked_worker_is_a_crash_and_its_requests_come_back(
     backend: Backend, fleet: ProcessFleet, dev_photos: list[DevPhoto]
 ) -> None:
