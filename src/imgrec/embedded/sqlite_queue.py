@@ -195,9 +195,11 @@ class SqliteBroker:
         return (self._remote_changes, self._queue_commits.get(None, 0),
                 self._queue_commits.get(queue, 0) if queue is not None else self._local_commits)
 
-    def _wait_for_change(self, timeout_s: float, queue: str | None = None) -> None:
+    def _wait_for_change(self, timeout_s: float, queue: str | None = None, *,
+                         since: tuple[int, int, int] | None = None) -> None:
         """Block until another connection commits, this process commits to ``queue`` (any
-        queue if ``None``), or ``timeout_s`` passes.
+        queue if ``None``), or ``timeout_s`` passes; counted from ``since`` (a ``_wake_stamp``
+        taken earlier) if given, else from now.
 
         One waiting thread at a time polls ``PRAGMA data_version`` and wakes the others when
         it changes: the receivers of one process (reply dispatcher, dead-letter responder)
@@ -205,12 +207,12 @@ class SqliteBroker:
         """
         end = time.monotonic() + timeout_s
         with self._changed:
-            start = self._wake_stamp(queue)
+            start = self._wake_stamp(queue) if since is None else since
             polling = False
             try:
                 while True:
                     remaining = end - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or self._wake_stamp(queue) != start:
                         return
                     if not polling and not self._polling:
                         polling = self._polling = True
@@ -223,8 +225,6 @@ class SqliteBroker:
                             self._last_version = version
                             self._remote_changes += 1
                             self._changed.notify_all()
-                    if self._wake_stamp(queue) != start:
-                        return
             finally:
                 if polling:  # hand the poll over to a thread still waiting
                     self._polling = False
@@ -266,6 +266,9 @@ class SqliteQueue:
             receive_in = functools.partial(self._receive_in, max_messages=max_messages,
                                            visibility_s=visibility, touched=touched)
             with self._broker._lock:
+                # Taken before the look: a change another waiter notices between this look and
+                # the wait below still wakes this receiver.
+                stamp = self._broker._wake_stamp(self.name)
                 got = (
                     self._broker._transaction(receive_in, touched)
                     if self._may_have_visible()
@@ -274,7 +277,7 @@ class SqliteQueue:
             remaining = deadline - time.monotonic()
             if got or remaining <= 0:
                 return got
-            self._broker._wait_for_change(min(remaining, _RESCAN_S), self.name)
+            self._broker._wait_for_change(min(remaining, _RESCAN_S), self.name, since=stamp)
 
     def _may_have_visible(self) -> bool:
         """A read-only look first: an empty poll then never takes the database's write lock.

@@ -158,3 +158,40 @@ def test_every_waiter_of_a_process_sees_another_process_commit(tmp_path: Path) -
     for thread, took in waiters:
         thread.join()
         assert took[0] < 1.0
+
+
+class _SlowToStartWaiting(SqliteBroker):
+    """Widens the moment between a receive's empty look and the start of its wait."""
+
+    def _wait_for_change(self, *args: object, **kwargs: object) -> None:
+        time.sleep(0.05)
+        super()._wait_for_change(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_commit_seen_by_another_waiter_between_look_and_wait_is_not_missed(
+        tmp_path: Path) -> None:
+    # A worker's two receivers (interactive and bulk lane) share one poll of the file. If the
+    # bulk receiver's poll sees another process's send after the interactive receiver looked
+    # (empty) but before it started waiting, that wake-up must still count for it.
+    db = tmp_path / "q.db"
+    broker = _SlowToStartWaiting(db)
+    requests = broker.open("requests")
+    broker.open("requests-bulk")
+    bulk_waiter = threading.Thread(
+        target=lambda: broker.open("requests-bulk").receive(1, wait_s=1.5))
+    bulk_waiter.start()
+    time.sleep(0.1)  # the bulk receiver is the one polling
+    got: list[float] = []
+
+    def receive() -> None:
+        start = time.monotonic()
+        requests.receive(1, wait_s=1.0)
+        got.append(time.monotonic() - start)
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    time.sleep(0.02)  # looked, found nothing, not waiting yet
+    SqliteBroker(db).open("requests").send(["r"])  # another process's connection
+    receiver.join()
+    bulk_waiter.join()
+    assert got[0] < 0.09, f"the receive took {got[0]:.3f} s: a lost wake-up"
