@@ -13,6 +13,7 @@ and writes ``bench/results/lanes.json``.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import os
@@ -30,8 +31,9 @@ import httpx
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-from imgrec.batches.client import ServiceClient  # noqa: E402
-from imgrec.chunks import chunks  # noqa: E402
+from proctree import process_cpu_s, tree_cpu_s  # noqa: E402
+
+from imgrec.batches.client import ServiceClient, state_path  # noqa: E402
 from imgrec.loadgen.health import wait_until_healthy  # noqa: E402
 from imgrec.percentile import percentile  # noqa: E402
 
@@ -47,9 +49,11 @@ def free_port() -> int:
 
 
 def interactive(url: str, photos: list[Path], n: int | None, stop: threading.Event | None,
-                think_s: float, queue_ms: list[float] | None = None) -> list[float]:
+                think_s: float, queue_ms: list[float] | None = None,
+                samples: list[dict[str, float]] | None = None) -> list[float]:
     """Latencies (ms) of sequential /api/v1/classify requests: ``n`` of them, or until ``stop``;
-    each one's time in the queue (``timings_ms.queue_ms``) goes to ``queue_ms``."""
+    each one's time in the queue (``timings_ms.queue_ms``) goes to ``queue_ms``, and its start
+    (monotonic s), latency and server timings to ``samples``."""
     out: list[float] = []
     with httpx.Client(timeout=120) as client:
         i = 0
@@ -60,21 +64,68 @@ def interactive(url: str, photos: list[Path], n: int | None, stop: threading.Eve
             resp = client.post(f"{url}/api/v1/classify", files={"file": (photo.name, data)})
             if resp.status_code != 200:
                 raise SystemExit(f"interactive request failed: {resp.status_code} {resp.text}")
-            out.append((time.perf_counter() - started) * 1000)
+            latency_ms = (time.perf_counter() - started) * 1000
+            out.append(latency_ms)
+            timings = resp.json()["timings_ms"]
             if queue_ms is not None:
-                queue_ms.append(float(resp.json()["timings_ms"]["queue_ms"]))
+                queue_ms.append(float(timings["queue_ms"]))
+            if samples is not None:
+                samples.append({"at": time.monotonic(), "latency_ms": round(latency_ms, 2),
+                                **timings})
             i += 1
             time.sleep(think_s)
     return out
 
 
-def submit_batch(client: ServiceClient, photos: list[Path], items: int, part_size: int) -> str:
-    batch_id = client.create()
-    names = [(f"{i:05d}-{photos[i % len(photos)].name}", photos[i % len(photos)])
-             for i in range(items)]
-    for n, part in enumerate(chunks(names, part_size)):
-        client.add_part(batch_id, f"c{n:06d}", [(name, p.read_bytes()) for name, p in part])
-    return batch_id
+def batch_folder(photos: list[Path], items: int, folder: Path) -> Path:
+    """``items`` photos (the dev photos cycled) as files of one folder, hard-linked if we can."""
+    folder.mkdir()
+    for i in range(items):
+        photo = photos[i % len(photos)]
+        target = folder / f"{i:05d}-{photo.name}"
+        try:
+            os.link(photo, target)
+        except OSError:
+            target.write_bytes(photo.read_bytes())
+    return folder
+
+
+class BatchCommand:
+    """``imgrec batch FOLDER`` in a process of its own, as a user runs it beside interactive
+    clients; its state file says when every part is uploaded."""
+
+    def __init__(self, url: str, folder: Path, out: Path, part_size: int) -> None:
+        self.out = out
+        self.state = state_path(out)
+        self.parts = -(-sum(1 for _ in folder.iterdir()) // part_size)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "imgrec", "batch", str(folder), "--out", str(out), "--url",
+             url, "--chunk", str(part_size), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def uploaded(self) -> bool:
+        try:
+            state = json.loads(self.state.read_text())
+        except (OSError, ValueError):
+            return not self.running()  # no state file once the command is done
+        return len(state.get("parts_done", [])) >= self.parts
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self) -> str:
+        output, _ = self.proc.communicate(timeout=3600)
+        if self.proc.returncode != 0:
+            raise SystemExit(f"imgrec batch failed ({self.proc.returncode}): {output.decode()}")
+        return output.decode()
+
+
+def results_counts(csv_path: Path) -> dict[str, int]:
+    """How many rows of ``imgrec batch``'s CSV are done and failed."""
+    with csv_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    done = sum(1 for row in rows if row.get("status") == "done")
+    return {"done": done, "failed": len(rows) - done}
 
 
 def stats(values: list[float]) -> dict[str, float | None]:
@@ -88,7 +139,7 @@ def main() -> None:
     parser.add_argument("--idle-requests", type=int, default=100)
     parser.add_argument("--think-ms", type=float, default=100.0)
     parser.add_argument("--part-size", type=int, default=100)
-    parser.add_argument("--poll-s", type=float, default=0.5, help="batch progress polls")
+    parser.add_argument("--poll-s", type=float, default=0.25, help="state-file polls")
     parser.add_argument("--images", type=Path, default=REPO.parent / "shared/images/dev")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="extra imgrec serve argument, e.g. --serve-arg=--workers=2")
@@ -114,24 +165,33 @@ def main() -> None:
             idle = interactive(url, photos, args.idle_requests, None, args.think_ms / 1000,
                                idle_queue)
             say(f"idle: p50 {percentile(idle, 50):.1f} ms over {len(idle)} requests")
+            folder = batch_folder(photos, args.items, Path(tmp) / "photos")
             client = ServiceClient(url)
             cost_start = client.cost() or {}
             stop = threading.Event()
             during: list[float] = []
             during_queue: list[float] = []
+            samples: list[dict[str, float]] = []
             probe = threading.Thread(target=lambda: during.extend(
-                interactive(url, photos, None, stop, args.think_ms / 1000, during_queue)))
+                interactive(url, photos, None, stop, args.think_ms / 1000, during_queue,
+                            samples)))
             started = time.monotonic()
+            web_cpu_start = process_cpu_s(proc.pid)
             probe.start()
-            batch_id = submit_batch(client, photos, args.items, args.part_size)
+            command = BatchCommand(url, folder, Path(tmp) / "results.csv", args.part_size)
+            while not command.uploaded():
+                time.sleep(args.poll_s)
             submitted_s = time.monotonic() - started
-            say(f"batch {batch_id}: {args.items} items submitted in {submitted_s:.1f} s")
-            while True:
-                doc = client.progress(batch_id)
-                if doc["status"] == "done":
-                    break
+            upload_cpu = {"web_tier_s": round(process_cpu_s(proc.pid) - web_cpu_start, 2),
+                          "imgrec_batch_s": round(tree_cpu_s(command.proc.pid), 2)}
+            say(f"imgrec batch: {args.items} items uploaded in {submitted_s:.1f} s; CPU "
+                f"meanwhile: web tier {upload_cpu['web_tier_s']} s, imgrec batch "
+                f"{upload_cpu['imgrec_batch_s']} s")
+            while command.running():
                 time.sleep(args.poll_s)
             batch_s = time.monotonic() - started
+            command.wait()
+            counts = results_counts(Path(tmp) / "results.csv")
             stop.set()
             probe.join()
             cost_end = client.cost() or {}
@@ -142,18 +202,24 @@ def main() -> None:
     idle_p50 = percentile(idle, 50) or 0.0
     during_stats = stats(during)
     p99 = during_stats["p99_ms"] or 0.0
+    submitting = [x["latency_ms"] for x in samples if x["at"] - started <= submitted_s]
+    after = [x["latency_ms"] for x in samples if x["at"] - started > submitted_s]
+    slowest = sorted(samples, key=lambda x: -x["latency_ms"])[:max(1, len(samples) // 100)]
     ws = (cost_end.get("worker_seconds") or 0.0) - (cost_start.get("worker_seconds") or 0.0)
     images = (cost_end.get("images") or 0) - (cost_start.get("images") or 0)
     result: dict[str, Any] = {
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_average_before": load, "load_average_after": os.getloadavg(),
         "cores": len(os.sched_getaffinity(0)), "serve_args": serve_args,
-        "items": args.items, "counts": doc["counts"],
+        "items": args.items, "counts": counts,
         "idle": stats(idle), "during_batch": during_stats,
         "queue_ms_idle": stats(idle_queue), "queue_ms_during": stats(during_queue),
+        "while_submitting": stats(submitting), "after_submitting": stats(after),
+        "slowest": [{**x, "at": round(x["at"] - started, 2)} for x in slowest],
         "ratio_p99_during_to_idle_p50": round(p99 / idle_p50, 2) if idle_p50 else None,
         "goal_ratio": 3.0,
         "batch_s": round(batch_s, 2), "submit_s": round(submitted_s, 2),
+        "cpu_while_uploading": upload_cpu,
         "batch_images_per_s": round(args.items / batch_s, 1),
         "worker_seconds_per_image": round(ws / images, 5) if images else None,
     }
@@ -165,10 +231,18 @@ def main() -> None:
     qi, qd = stats(idle_queue), stats(during_queue)
     print(f"time in queue         idle p50 {qi['p50_ms'] or 0:.1f} ms; during p50 "
           f"{qd['p50_ms'] or 0:.1f} ms, p99 {qd['p99_ms'] or 0:.1f} ms")
+    ws_, wa = stats(submitting), stats(after)
+    print(f"while submitting      p50 {ws_['p50_ms'] or 0:.1f} ms, p99 {ws_['p99_ms'] or 0:.1f} ms "
+          f"(n={ws_['n']}); after: p50 {wa['p50_ms'] or 0:.1f} ms, p99 {wa['p99_ms'] or 0:.1f} ms "
+          f"(n={wa['n']})")
+    for x in result["slowest"]:
+        print(f"  slow: at {x['at']:6.2f} s  {x['latency_ms']:6.1f} ms  server {x.get('total_ms')}"
+              f"  queue {x.get('queue_ms')}  decode {x.get('decode_ms')}  "
+              f"inference {x.get('inference_ms')}  batch {x.get('batch_size')}")
     print(f"ratio p99 / idle p50  {result['ratio_p99_during_to_idle_p50']}  (goal <= 3)")
     print(f"batch                 {args.items} items in {batch_s:.1f} s "
           f"({result['batch_images_per_s']} images/s; submitted in {submitted_s:.1f} s), "
-          f"{doc['counts']}")
+          f"{counts}")
     print(f"worker-seconds/image  {result['worker_seconds_per_image']}")
     print(f"load average          before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
           f"written to {args.out}")

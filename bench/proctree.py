@@ -21,6 +21,16 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return ppid, ticks / _TICKS
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` itself (utime + stime), 0.0 if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def tree_cpu_s(root: int) -> float:
     """CPU seconds of ``root`` and every live descendant (reaped children count via cutime)."""
     stats: dict[int, tuple[int, float]] = {}

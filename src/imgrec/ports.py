@@ -45,6 +45,14 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """``put`` each (key, data); cheaper than one ``put`` each for many small objects.
+
+        Every object is stored when it returns (durable as a ``put`` is); the group is not
+        atomic: after a failure some of them may be stored.
+        """
+        ...
+
     def get(self, key: str) -> bytes:
         """Return the object's bytes; raise ``ObjectNotFound`` if there is none."""
         ...

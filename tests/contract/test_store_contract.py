@@ -90,3 +90,20 @@ def test_of_racing_put_if_absent_calls_exactly_one_wins(store: ObjectStore) -> N
         won = list(pool.map(claim, range(8)))
     assert won.count(True) == 1
     assert store.get("idempotency/race.json") == str(won.index(True)).encode()
+
+
+def test_put_many_stores_every_object_and_replaces_old_ones(store: ObjectStore) -> None:
+    store.put("inputs/b", b"old")
+    items = [(f"inputs/{name}", name.encode() * 100) for name in ("a", "b", "c")]
+    items += [("results/a.json", b"{}"), ("batches/x/parts/p1.json", b"[]")]
+    store.put_many(items)
+    for key, data in items:
+        assert store.get(key) == data
+    store.put_many([])
+    assert sorted(store.list("inputs/")) == ["inputs/a", "inputs/b", "inputs/c"]
+
+
+def test_put_many_rejects_an_escaping_key_before_writing(store: ObjectStore) -> None:
+    with pytest.raises(InvalidKey):
+        store.put_many([("inputs/ok", b"1"), ("../escape", b"2")])
+    assert not store.exists("inputs/ok")

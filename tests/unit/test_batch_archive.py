@@ -74,3 +74,32 @@ def test_not_an_archive_and_a_corrupt_one() -> None:
     with pytest.raises(ArchiveError) as info:
         read_archive(broken, LIMITS)
     assert info.value.status == 400 and info.value.code == "bad_archive"
+
+
+class _CountingReads(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+@pytest.mark.parametrize("head", [b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"GIF89a",
+                                  b"RIFF\0\0\0\0WEBP"])
+def test_an_image_is_told_from_an_archive_by_its_first_bytes(head: bytes) -> None:
+    # A batch upload's every file goes through is_archive: looking for a zip's end record
+    # and trying every tar compression cost more than the rest of taking the image in.
+    photo = _CountingReads(head + bytes(200_000))
+    assert not is_archive(photo)
+    assert photo.bytes_read <= 512
+    assert photo.tell() == 0
+
+
+def test_an_archive_that_starts_like_nothing_known_is_still_found() -> None:
+    assert is_archive(_tar({"a.jpg": b"a"}, "w"))
+    assert is_archive(_tar({"a.jpg": b"a"}, "w:bz2"))
+    assert is_archive(_tar({"a.jpg": b"a"}, "w:xz"))
+    assert is_archive(io.BytesIO(b"junk before " + _zip({"a.jpg": b"a"}).getvalue()))

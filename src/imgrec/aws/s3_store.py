@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .. import keys
@@ -15,6 +16,7 @@ from .errors import NOT_FOUND_OBJECT, translated
 # on the key is in progress at that moment (AWS asks to retry).
 _EXISTS_ALREADY = {"PreconditionFailed"}
 _CONFLICT = {"ConditionalRequestConflict"}
+_PARALLEL_PUTS = 8
 
 
 class S3Store:
@@ -43,6 +45,17 @@ class S3Store:
         if outcome.tolerated in _CONFLICT:
             raise BackendUnavailable(f"{what}: another write of the same key is in progress")
         return outcome.tolerated is None
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for key, _ in items:
+            keys.validate_key(key)
+        if len(items) <= 1:
+            for key, data in items:
+                self.put(key, data)
+            return
+        # S3 has no multi-object put: the requests overlap instead.
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_PUTS, len(items))) as pool:
+            list(pool.map(lambda item: self.put(*item), items))
 
     def get(self, key: str) -> bytes:
         keys.validate_key(key)
@@ -90,6 +103,12 @@ class StackStore:
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._for(key).put_if_absent(key, data)
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        inputs = [item for item in items if self._for(item[0]) is self.inputs]
+        outputs = [item for item in items if self._for(item[0]) is self.outputs]
+        self.inputs.put_many(inputs)
+        self.outputs.put_many(outputs)
 
     def get(self, key: str) -> bytes:
         return self._for(key).get(key)

@@ -48,9 +48,22 @@ class ArchiveEntry:
     error: str | None = None
 
 
+# Files that start like an image are images: the full test below looks for a zip's end record
+# (reading up to 64 KB from the file's end) and tries each tar compression in turn.
+_IMAGE_HEADS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
+                b"II*\x00", b"MM\x00*")
+
+
+def _starts_like_an_image(head: bytes) -> bool:
+    return head.startswith(_IMAGE_HEADS) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
 def is_archive(fileobj: IO[bytes]) -> bool:
     """Whether the file looks like a zip or tar archive (the stream is left at its start)."""
     try:
+        if _starts_like_an_image(fileobj.read(12)):
+            return False
+        fileobj.seek(0)
         if zipfile.is_zipfile(fileobj):
             return True
         fileobj.seek(0)

@@ -9,8 +9,7 @@ items, and resending it (same ``part`` name) returns it unchanged.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import keys
@@ -21,7 +20,6 @@ from ..model.decode import probe_image
 from ..ports import Backend, Queue
 from .record import BatchItem, BatchPart, BatchRecord
 
-_PARALLEL_PUTS = 8
 _SEND_CHUNK = 100
 
 
@@ -69,21 +67,15 @@ def submit_part(
     queued = [(rid, item) for rid, item in zip(ids, checked, strict=True) if item.data is not None]
     refused = [(rid, item) for rid, item in zip(ids, checked, strict=True) if item.data is None]
 
-    def put_input(entry: tuple[str, NewItem]) -> None:
-        rid, item = entry
-        assert item.data is not None
-        backend.store.put(keys.input_key(rid), item.data)
-
-    def put_refusal(entry: tuple[str, NewItem]) -> None:
-        rid, item = entry
-        result = ClassifyResult.failure(rid, item.error_code or "rejected", item.error or "")
-        backend.store.put(keys.result_key(rid), result.to_json())
-
-    _parallel(put_input, queued)
+    backend.store.put_many([(keys.input_key(rid), item.data) for rid, item in queued
+                            if item.data is not None])
     for chunk in chunks(queued, _SEND_CHUNK):
         bulk.send([ClassifyRequest(rid, keys.input_key(rid), None, now).encode()
                    for rid, _ in chunk])
-    _parallel(put_refusal, refused)
+    backend.store.put_many([
+        (keys.result_key(rid), ClassifyResult.failure(rid, item.error_code or "rejected",
+                                                      item.error or "").to_json())
+        for rid, item in refused])
     record = BatchPart(part, tuple(BatchItem(rid, item.name)
                                    for rid, item in zip(ids, checked, strict=True)))
     backend.store.put(keys.batch_part_key(batch_id, part), record.to_json())
@@ -98,13 +90,3 @@ def _checked(item: NewItem, max_pixels: int) -> NewItem:
     except ImageError as exc:
         return NewItem(item.name, None, exc.code, exc.message)
     return item
-
-
-def _parallel(func: Callable[[tuple[str, NewItem]], None],
-              entries: Sequence[tuple[str, NewItem]]) -> None:
-    if len(entries) <= 1:
-        for entry in entries:
-            func(entry)
-        return
-    with ThreadPoolExecutor(max_workers=min(_PARALLEL_PUTS, len(entries))) as pool:
-        list(pool.map(func, entries))

@@ -10,10 +10,12 @@ reboot) skip the fsyncs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
@@ -90,8 +92,37 @@ class DirectoryStore:
         except OSError as exc:
             raise _translate(exc, f"cannot write object {key!r}") from exc
 
-    def _write_partial(self, key: str, path: Path, data: bytes) -> tuple[str, bool]:
-        """``data`` in a temporary file beside ``path`` (synced if durable): (its name, synced)."""
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        # One sync of the files and one fsync per directory, instead of two fsyncs per object:
+        # a batch part's hundred puts would otherwise queue up in the file system's journal in
+        # front of every interactive upload's own fsyncs.
+        paths = [self._path(key) for key, _ in items]
+        written: list[tuple[str, Path]] = []
+        synced = False
+        try:
+            try:
+                for (key, data), path in zip(items, paths, strict=True):
+                    tmp, sync = self._write_partial(key, path, data, sync_now=False)
+                    written.append((tmp, path))
+                    synced = synced or sync
+                if synced:
+                    _sync_files(self.root, [tmp for tmp, _ in written])
+                for tmp, path in written:
+                    os.replace(tmp, path)
+                if synced:
+                    for directory in {path.parent for path in paths}:
+                        _fsync_dir(directory)
+            except BaseException:
+                for tmp, _ in written:
+                    _remove_quietly(tmp)
+                raise
+        except OSError as exc:
+            raise _translate(exc, f"cannot write {len(items)} objects") from exc
+
+    def _write_partial(self, key: str, path: Path, data: bytes, *,
+                       sync_now: bool = True) -> tuple[str, bool]:
+        """``data`` in a temporary file beside ``path``: (its name, whether it needs a sync);
+        synced at once if durable, unless ``sync_now`` is False (the caller syncs it)."""
         if str(path.parent) not in self._inside_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -104,7 +135,7 @@ class DirectoryStore:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                if sync:
+                if sync and sync_now:
                     fh.flush()
                     os.fsync(fh.fileno())
         except BaseException:
@@ -153,6 +184,36 @@ def _translate(exc: OSError, what: str) -> Exception:
     if exc.errno in _FULL_ERRNOS:
         return StorageFull(f"{what}: {exc.strerror} (disk full or read-only state directory)")
     return BackendUnavailable(f"{what}: {exc}")
+
+
+def _sync_files(root: Path, files: Sequence[str]) -> None:
+    """Make the data of ``files`` (all on ``root``'s file system) durable: one ``syncfs`` on
+    Linux (one journal commit for all of them), an fsync of each elsewhere."""
+    if _syncfs is not None:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for name in files:
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return syncfs
+
+
+_syncfs = _load_syncfs() if sys.platform.startswith("linux") else None
 
 
 def _fsync_dir(directory: Path) -> None:

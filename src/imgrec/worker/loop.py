@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..config import Settings
 from ..errors import RetryableError
@@ -21,7 +21,7 @@ from ..lanes import LanedRequests
 from ..model.classifier import Classifier
 from ..ports import Backend, Message, WorkerState
 from .batch import BatchRun, BatchTools, WorkerCounters
-from .bulk_thread import Activity, BulkThread
+from .bulk_thread import Activity, BulkThread, InteractiveFirst
 from .heartbeat import Heartbeat
 from .lease import Leases
 from .reply_queues import ReplyQueues
@@ -65,6 +65,7 @@ class Worker:
         self.activity = Activity(self.heartbeat, self.leases, report_receipts=report_receipts,
                                  processed=lambda: self.counters.received)
         self.bulk_thread: BulkThread | None = None
+        self.interactive_first = InteractiveFirst()
         self.tools = BatchTools(
             store=backend.store, requests=self.lanes,
             replies=replies or ReplyQueues(backend.broker), classifier=classifier,
@@ -82,7 +83,7 @@ class Worker:
         # worker that drains the queue and returns (until_empty) serves both lanes in turn.
         if not until_empty and self.backend.bulk is not None and self.settings.bulk_nice > 0:
             self.bulk_thread = BulkThread(
-                self.lanes, self.activity, handle=self.handle_batch,
+                self.lanes, self.activity, self.interactive_first, handle=self.handle_batch,
                 batch_size=min(self.settings.batch_size, self.settings.bulk_batch_size),
                 fill_wait_s=self.settings.batch_wait_ms / 1000,
                 poll_wait_s=self.settings.poll_wait_s,
@@ -119,10 +120,12 @@ class Worker:
                 if until_empty:
                     break
                 continue
+            self.interactive_first.busy()
             try:
                 if not self.handle_batch(messages):
                     stop.wait(_BACKOFF_S)
             finally:
+                self.interactive_first.idle()
                 if self.bulk_thread is not None:
                     self.activity.done()
             # Stay BUSY until a receive comes back empty: between two batches of a steady load
@@ -153,10 +156,14 @@ class Worker:
                                 receipts=receipts if self.report_receipts else None)
         return messages
 
-    def handle_batch(self, messages: Sequence[Message]) -> bool:
-        """Handle a received batch; False if (some of) it was left for redelivery."""
+    def handle_batch(self, messages: Sequence[Message],
+                     before_step: Callable[[], None] | None = None) -> bool:
+        """Handle a received batch; False if (some of) it was left for redelivery.
+
+        ``before_step`` runs before each step of the batch (the bulk loop waits there while
+        an interactive batch is in hand)."""
         try:
-            self.handle_isolating_redeliveries(messages)
+            self.handle_isolating_redeliveries(messages, before_step)
         except RetryableError as exc:
             # Not deleted: the requests come back after the visibility timeout.
             log.warning("batch of %d left for redelivery: %s", len(messages), exc)
@@ -169,7 +176,8 @@ class Worker:
             self.leases.drop([m.receipt for m in messages])
         return True
 
-    def handle_isolating_redeliveries(self, messages: Sequence[Message]) -> None:
+    def handle_isolating_redeliveries(self, messages: Sequence[Message],
+                                      before_step: Callable[[], None] | None = None) -> None:
         """Handle the fresh requests as one batch, then each redelivered request on its own.
 
         A request that kills its worker (out of memory, a decoder crash) or makes its batch
@@ -180,14 +188,21 @@ class Worker:
         """
         fresh = [m for m in messages if m.receive_count <= 1]
         if fresh:
-            self.handle(fresh)
+            self.handle(fresh, before_step)
         suspects = [m for m in messages if m.receive_count > 1]
         for message in sorted(suspects, key=lambda m: m.receive_count):
-            self.handle([message])
+            self.handle([message], before_step)
 
-    def handle(self, messages: Sequence[Message]) -> None:
+    def handle(self, messages: Sequence[Message],
+               before_step: Callable[[], None] | None = None) -> None:
         """Classify, store, answer and delete one batch of request messages."""
-        self.start_batch(messages).run()
+        run = self.start_batch(messages)
+        if before_step is None:
+            run.run()
+            return
+        while not run.finished:
+            before_step()
+            run.advance()
 
     def start_batch(self, messages: Sequence[Message]) -> BatchRun:
         """The steps of one batch, to run one at a time (``BatchRun.advance``) or all."""

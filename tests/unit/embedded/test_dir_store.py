@@ -42,3 +42,19 @@ def test_put_if_absent_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert store.put_if_absent("idempotency/a.json", b"1")
     assert not store.put_if_absent("idempotency/a.json", b"2")
     assert sorted(p.name for p in (tmp_path / "idempotency").iterdir()) == ["a.json"]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_put_many_leaves_no_temporary_files(tmp_path: Path, durable: bool) -> None:
+    store = DirectoryStore(tmp_path, durable=durable)
+    store.put_many([(f"inputs/{i}", b"x" * i) for i in range(20)])
+    assert sorted(p.name for p in (tmp_path / "inputs").iterdir()) == sorted(
+        str(i) for i in range(20))
+
+
+def test_a_failed_put_many_leaves_no_temporary_files(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    store.put("inputs/a", b"a file where the next put wants a directory")
+    with pytest.raises(Exception, match="cannot write"):
+        store.put_many([("inputs/b", b"1"), ("inputs/a/c", b"2")])
+    assert sorted(p.name for p in (tmp_path / "inputs").iterdir()) == ["a"]
