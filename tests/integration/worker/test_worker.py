@@ -147,3 +147,20 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits(
     assert depth.in_flight == 0  # nothing received was left half done
     assert len(done) + depth.visible == len(requests)
     assert 0 < len(done) < len(requests)
+
+
+def test_a_handler_with_a_step_hook_calls_it_before_every_step(
+    backend: Backend, settings: Settings, classifier: Classifier, dev_photos: list[DevPhoto]
+) -> None:
+    # The bulk loop's hook (wait while an interactive batch is in hand) runs between steps.
+    request = _enqueue(backend, dev_photos[0].path.read_bytes(), None)
+    messages = backend.requests.receive(1, wait_s=1)
+    calls: list[bool] = []
+
+    def hook() -> None:
+        calls.append(backend.store.exists(keys.result_key(request.request_id)))
+
+    assert Worker(backend, classifier, settings).handle_batch(messages, hook)
+    # parse, classify, store, reply, delete: the result is stored by the third step
+    assert calls == [False, False, False, True, True]
+    assert backend.requests.depth().total == 0

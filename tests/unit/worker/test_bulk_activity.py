@@ -38,3 +38,40 @@ def test_ready_only_when_both_loops_are_idle(tmp_path: Path) -> None:
     activity.idle()
     assert state(heartbeat) == WorkerState.READY
     assert heartbeat.record.processed == 7
+
+
+def test_the_bulk_loop_waits_while_the_interactive_loop_holds_a_batch() -> None:
+    import threading
+    import time
+
+    from imgrec.worker.bulk_thread import InteractiveFirst
+
+    gate = InteractiveFirst(max_wait_s=5.0)
+    gate.wait_while_busy()  # idle: no wait
+    gate.busy()
+    waited: list[float] = []
+
+    def bulk_step() -> None:
+        start = time.monotonic()
+        gate.wait_while_busy()
+        waited.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=bulk_step)
+    thread.start()
+    time.sleep(0.2)
+    assert not waited  # still waiting: the interactive batch is in hand
+    gate.idle()
+    thread.join(2)
+    assert 0.15 < waited[0] < 2.0
+
+
+def test_a_steady_interactive_load_slows_the_bulk_loop_but_does_not_stop_it() -> None:
+    import time
+
+    from imgrec.worker.bulk_thread import InteractiveFirst
+
+    gate = InteractiveFirst(max_wait_s=0.1)
+    gate.busy()
+    start = time.monotonic()
+    gate.wait_while_busy()
+    assert 0.08 < time.monotonic() - start < 1.0
