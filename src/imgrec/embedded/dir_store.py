@@ -10,12 +10,10 @@ reboot) skip the fsyncs.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
-import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
@@ -93,9 +91,9 @@ class DirectoryStore:
             raise _translate(exc, f"cannot write object {key!r}") from exc
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        # One sync of the files and one fsync per directory, instead of two fsyncs per object:
-        # a batch part's hundred puts would otherwise queue up in the file system's journal in
-        # front of every interactive upload's own fsyncs.
+        # Files written first and synced after, in one thread, and one fsync per directory:
+        # cheaper than a put each, and a batch part's hundred puts no longer run eight at a
+        # time in front of every interactive upload's own fsyncs.
         paths = [self._path(key) for key, _ in items]
         written: list[tuple[str, Path]] = []
         synced = False
@@ -106,7 +104,7 @@ class DirectoryStore:
                     written.append((tmp, path))
                     synced = synced or sync
                 if synced:
-                    _sync_files(self.root, [tmp for tmp, _ in written])
+                    _sync_files([tmp for tmp, _ in written])
                 for tmp, path in written:
                     os.replace(tmp, path)
                 if synced:
@@ -186,34 +184,16 @@ def _translate(exc: OSError, what: str) -> Exception:
     return BackendUnavailable(f"{what}: {exc}")
 
 
-def _sync_files(root: Path, files: Sequence[str]) -> None:
-    """Make the data of ``files`` (all on ``root``'s file system) durable: one ``syncfs`` on
-    Linux (one journal commit for all of them), an fsync of each elsewhere."""
-    if _syncfs is not None:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if _syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
+def _sync_files(files: Sequence[str]) -> None:
+    """Make the data of ``files`` durable, one after the other. (Not ``syncfs``: it would also
+    flush whatever else is dirty on the file system, and interactive fsyncs would queue behind
+    that.)"""
     for name in files:
         fd = os.open(name, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        syncfs: Callable[[int], int] = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    return syncfs
-
-
-_syncfs = _load_syncfs() if sys.platform.startswith("linux") else None
 
 
 def _fsync_dir(directory: Path) -> None:
