@@ -9,7 +9,7 @@ items, and resending it (same ``part`` name) returns it unchanged.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import keys
@@ -20,7 +20,7 @@ from ..model.decode import probe_image
 from ..ports import Backend, Queue
 from .record import BatchItem, BatchPart, BatchRecord
 
-_SEND_CHUNK = 100
+INTAKE_GROUP = 10
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,13 @@ def existing_part(backend: Backend, batch_id: str, part: str) -> BatchPart | Non
 
 def submit_part(
     backend: Backend, bulk: Queue, batch_id: str, part: str, items: Sequence[NewItem], *,
-    max_pixels: int, room: int,
+    max_pixels: int, room: int, before_group: Callable[[], None] | None = None,
 ) -> BatchPart:
-    """Store, queue and record ``items`` as the part ``part`` (``room``: items still allowed)."""
+    """Store, queue and record ``items`` as the part ``part`` (``room``: items still allowed).
+
+    The items are stored and queued ``INTAKE_GROUP`` at a time, ``before_group`` called before
+    each group (the web tier waits there while interactive requests are in progress).
+    """
     found = existing_part(backend, batch_id, part)
     if found is not None:
         return found
@@ -67,11 +71,13 @@ def submit_part(
     queued = [(rid, item) for rid, item in zip(ids, checked, strict=True) if item.data is not None]
     refused = [(rid, item) for rid, item in zip(ids, checked, strict=True) if item.data is None]
 
-    backend.store.put_many([(keys.input_key(rid), item.data) for rid, item in queued
-                            if item.data is not None])
-    for chunk in chunks(queued, _SEND_CHUNK):
+    for group in chunks(queued, INTAKE_GROUP):
+        if before_group is not None:
+            before_group()
+        backend.store.put_many([(keys.input_key(rid), item.data) for rid, item in group
+                                if item.data is not None])
         bulk.send([ClassifyRequest(rid, keys.input_key(rid), None, now).encode()
-                   for rid, _ in chunk])
+                   for rid, _ in group])
     backend.store.put_many([
         (keys.result_key(rid), ClassifyResult.failure(rid, item.error_code or "rejected",
                                                       item.error or "").to_json())

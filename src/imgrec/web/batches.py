@@ -25,6 +25,7 @@ from ..batches.submit import BatchFull, create_batch, existing_part, submit_part
 from ..ports import Queue
 from ..retention import is_expired
 from .batch_forms import FILE_FIELDS, BatchForm, read_batch_form
+from .batch_intake import YieldToInteractive
 from .batch_schemas import BatchAccepted, BatchProgress, BatchSubmitted
 from .deadline import DeadlineCalls
 from .errors import ApiError
@@ -141,7 +142,7 @@ def batches_router(runtime: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 -
             stored = await tools.submit_calls.run(
                 "storing and queueing the batch items", submit_part, rt.backend, bulk,
                 batch_id, part, list(form.items), max_pixels=rt.settings.max_image_pixels,
-                room=room)
+                room=room, before_group=YieldToInteractive(rt.limits).wait)
         except BatchFull as exc:
             raise ApiError(413, "too_many_items", f"{exc}; start another batch.",
                            limit_items=rt.settings.max_batch_items) from exc

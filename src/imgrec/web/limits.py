@@ -79,13 +79,23 @@ class _TooLarge(Exception):
 
 
 class ClientConcurrency:
-    """Counts requests in progress per client address; past the cap a request gets 429."""
+    """Counts requests in progress per client address; past the cap a request gets 429.
+
+    Batch intake waits (``wait_until_idle``) while any request is in progress here: a web
+    tier taking in a batch part serves interactive uploads first.
+    """
 
     def __init__(self, max_per_client: int, retry_after_s: int = 1) -> None:
         self.max_per_client = max_per_client
         self.retry_after_s = retry_after_s
         self._active: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Block until no request is in progress, at most ``timeout_s``; whether none is."""
+        return self._idle.wait(timeout_s)
 
     @contextmanager
     def slot(self, client: str) -> Iterator[None]:
@@ -98,6 +108,7 @@ class ClientConcurrency:
                     headers={"Retry-After": str(self.retry_after_s)},
                 )
             self._active[client] += 1
+            self._idle.clear()
         try:
             yield
         finally:
@@ -105,3 +116,5 @@ class ClientConcurrency:
                 self._active[client] -= 1
                 if self._active[client] <= 0:
                     del self._active[client]
+                if not self._active:
+                    self._idle.set()
