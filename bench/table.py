@@ -104,9 +104,10 @@ def core_lines(r: dict[str, Any]) -> list[tuple[str, str]]:
          f"{b['images_per_s']:.1f} img/s ({b['processes']} proc x {b['threads']} thread, "
          f"batch {b['batch_size']}), {b['cpu_ms_per_image']:.2f} ms CPU/img, "
          f"{r['bare']['correct']}/{r['bare']['photos']} correct"),
-        ("service end to end",
+        ("service end to end (httpx)",
          f"{e['throughput_rps']:.1f} req/s, {e['requests']} req at concurrency "
-         f"{e['concurrency']}, {_errors(e)} errors, {e['correct']}/{e['answered']} correct"),
+         f"{e['concurrency']}, {_errors(e)} errors, {e['correct']}/{e['answered']} correct "
+         "(answers checked; the client shares the cores)"),
         ("  latency", _latency(e)),
         ("  service CPU", f"{e['cpu_ms_per_request']:.2f} ms per request (all processes)"),
         *_memory(e),
@@ -281,13 +282,13 @@ def low_cost_goals(low: dict[str, Any] | None) -> list[Goal]:
 def standard_goals(r: dict[str, Any]) -> list[Goal]:
     """The goals this run's results can be checked against (issue 15's item numbers)."""
     e, ratios = r["e2e"], r["ratios"]
-    goals = [
+    # The httpx run's client competes for the cores: judged only when no low-cost client ran.
+    goals = low_cost_goals(r.get("low_cost_client")) or [
         Goal(1, f"p99 / p50 at concurrency {e['concurrency']}",
              e["latency_p99_s"] / e["latency_p50_s"] if e["latency_p50_s"] else None, 1.5, True),
         Goal(3, "service CPU per request / bare CPU per image", ratios["cpu"], 1.15, True),
         Goal(4, "throughput / bare ceiling", ratios["throughput"], 0.8, False),
     ]
-    goals += low_cost_goals(r.get("low_cost_client"))
     if "vs_ray_throughput" in ratios:
         goals += [Goal(5, "throughput / Ray Serve's", ratios["vs_ray_throughput"], 1.7, False),
                   Goal(5, "p99 / Ray Serve's p99", ratios["vs_ray_p99"], 0.5, True)]

@@ -125,3 +125,21 @@ def test_low_cost_runs_are_shown_and_judged_per_concurrency() -> None:
     assert "throughput at c256 / bare ceiling" not in verdicts
     assert any(name == "wrk c256" for name, _ in low_cost_lines(low))
     assert low_cost_goals(None) == []
+
+
+def test_with_the_low_cost_client_the_httpx_run_is_not_judged() -> None:
+    # The httpx load generator competes with the service for the cores (issue 15, item 2):
+    # when wrk or hey ran, items 1, 3 and 4 are judged on their runs only.
+    results = document(with_optional=False)["results"]
+    judged_alone = {g.item for g in standard_goals(results)}
+    assert {1, 3, 4} <= judged_alone  # no low-cost client: the httpx run is all there is
+    run = {"rps": 90.0, "ok": 2000, "answered": 2000, "errors": {}, "latency_p50_s": 0.5,
+           "latency_p99_s": 0.6, "connections": 64, "client_cpu_ms_per_request": 0.2,
+           "web_cpu_ms_per_request": 2.0, "service_cpu_ms_per_request": 12.0,
+           "ratios": {"p99_over_p50": 1.2, "connections_over_concurrency": 1.0,
+                      "throughput": 0.85, "web_cpu": 0.18, "service_cpu": 1.1}}
+    results["low_cost_client"] = {"tool": "wrk", "requests": 2000, "runs": {"64": run}}
+    names = [g.name for g in standard_goals(results)]
+    assert "throughput / bare ceiling" not in names
+    assert "service CPU per request / bare CPU per image" not in names
+    assert "throughput at c64 / bare ceiling" in names
