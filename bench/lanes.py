@@ -1,11 +1,13 @@
 """Interactive latency while a large batch runs: the bulk lane's goal, measured in one run.
 
 Starts ``imgrec serve``, measures interactive latency on the idle service (one client, one
-request at a time), then submits a batch (``--items``, default 2,000, the dev photos cycled)
-through the batch API and, from its creation until its last result, keeps sending interactive
-requests (one client, ``--think-ms`` between them). Prints idle p50, p50/p99 during the batch,
-the ratio p99 / idle p50 (goal: <= 3), the batch's throughput and worker-seconds per image,
-and writes ``bench/results/lanes.json``.
+request at a time), then runs ``imgrec batch`` in a process of its own on a folder of
+``--items`` photos (default 2,000, the dev photos cycled) and, from its start until it has
+written its results, keeps sending interactive requests (one client, ``--think-ms`` between
+them). Prints idle p50, p50/p99 during the batch (and apart: while the batch is uploaded, and
+after), the slowest requests' server timings, the ratio p99 / idle p50 (goal: <= 3), the
+CPU the web tier and ``imgrec batch`` used during the upload, the batch's throughput and
+worker-seconds per image, and writes ``bench/results/lanes.json``.
 
     .venv/bin/python bench/lanes.py [--items 2000] [--serve-arg=--workers=2]
 """
