@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ..keys import PARTIAL_SUFFIX, validate_key
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 _MAX_REMEMBERED_DIRS = 1024
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class DirectoryStore:
@@ -95,18 +96,19 @@ class DirectoryStore:
         if str(path.parent) not in self._inside_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+            fd, tmp = _create_partial(path)
         except FileNotFoundError:  # a remembered directory was removed meanwhile
             self._inside_dirs.discard(str(path.parent))
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+            fd, tmp = _create_partial(path)
         sync = self.durable and not key.startswith(self.volatile_prefixes)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            try:
+                _write_all(fd, data)
                 if sync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except BaseException:
             _remove_quietly(tmp)
             raise
@@ -153,6 +155,27 @@ def _translate(exc: OSError, what: str) -> Exception:
     if exc.errno in _FULL_ERRNOS:
         return StorageFull(f"{what}: {exc.strerror} (disk full or read-only state directory)")
     return BackendUnavailable(f"{what}: {exc}")
+
+
+def _create_partial(path: Path) -> tuple[int, str]:
+    """A new file ``.<name>.<random><PARTIAL_SUFFIX>`` beside ``path``, opened for writing.
+
+    As ``tempfile.mkstemp`` (exclusive create, no symlink followed, mode 0600) at a third of
+    its cost: the name needs no secret, only to be new, which ``O_EXCL`` checks.
+    """
+    for _ in range(100):
+        tmp = f"{path.parent}/.{path.name}.{random.getrandbits(48):012x}{PARTIAL_SUFFIX}"
+        try:
+            return os.open(tmp, _CREATE_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _fsync_dir(directory: Path) -> None:
