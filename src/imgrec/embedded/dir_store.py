@@ -13,7 +13,7 @@ import contextlib
 import errno
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
@@ -90,6 +90,39 @@ class DirectoryStore:
                 _remove_quietly(tmp)
         except OSError as exc:
             raise _translate(exc, f"cannot write object {key!r}") from exc
+
+    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """``put_if_absent`` of each ``(key, data)``, in order: whether each was stored.
+
+        The same durability as one call per item, with one directory fsync per directory for
+        all of them instead of one per object (a worker stores a batch's results at once).
+        Every key is checked before anything is written.
+        """
+        paths = [self._path(key) for key, _ in items]
+        stored: list[bool] = []
+        partials: list[str] = []
+        to_sync: set[Path] = set()
+        try:
+            try:
+                for (key, data), path in zip(items, paths, strict=True):
+                    tmp, sync = self._write_partial(key, path, data)
+                    partials.append(tmp)
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError:
+                        stored.append(False)
+                        continue
+                    stored.append(True)
+                    if sync:
+                        to_sync.add(path.parent)
+                for directory in sorted(to_sync):
+                    _fsync_dir(directory)
+            finally:
+                for tmp in partials:
+                    _remove_quietly(tmp)
+        except OSError as exc:
+            raise _translate(exc, f"cannot write {len(items)} objects") from exc
+        return stored
 
     def _write_partial(self, key: str, path: Path, data: bytes) -> tuple[str, bool]:
         """``data`` in a temporary file beside ``path`` (synced if durable): (its name, synced)."""

@@ -42,3 +42,24 @@ def test_put_if_absent_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert store.put_if_absent("idempotency/a.json", b"1")
     assert not store.put_if_absent("idempotency/a.json", b"2")
     assert sorted(p.name for p in (tmp_path / "idempotency").iterdir()) == ["a.json"]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_put_many_if_absent_stores_the_new_keys_and_keeps_the_old(tmp_path: Path,
+                                                                  durable: bool) -> None:
+    store = DirectoryStore(tmp_path, durable=durable)
+    store.put("results/b.json", b"first")
+    stored = store.put_many_if_absent([("results/a.json", b"A"), ("results/b.json", b"B"),
+                                       ("other/c.json", b"C")])
+    assert stored == [True, False, True]
+    assert [store.get(k) for k in ("results/a.json", "results/b.json", "other/c.json")] == \
+        [b"A", b"first", b"C"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["a.json", "b.json"]
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["c.json"]
+
+
+def test_put_many_if_absent_checks_every_key_first(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    with pytest.raises(InvalidKey):
+        store.put_many_if_absent([("results/a.json", b"A"), ("../escape", b"x")])
+    assert not store.exists("results/a.json")
