@@ -13,7 +13,8 @@ import contextlib
 import errno
 import os
 import random
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
@@ -39,6 +40,7 @@ class DirectoryStore:
         self.durable = durable
         self.volatile_prefixes = volatile_prefixes
         self._inside_dirs: set[str] = set()
+        self._dir_syncs = DirectorySyncs(_fsync_dir)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -64,7 +66,7 @@ class DirectoryStore:
             try:
                 os.replace(tmp, path)
                 if sync:
-                    _fsync_dir(path.parent)
+                    self._dir_syncs.sync(path.parent)
             except BaseException:
                 _remove_quietly(tmp)
                 raise
@@ -84,7 +86,7 @@ class DirectoryStore:
                 except FileExistsError:
                     return False
                 if sync:
-                    _fsync_dir(path.parent)
+                    self._dir_syncs.sync(path.parent)
                 return True
             finally:
                 _remove_quietly(tmp)
@@ -116,7 +118,7 @@ class DirectoryStore:
                     if sync:
                         to_sync.add(path.parent)
                 for directory in sorted(to_sync):
-                    _fsync_dir(directory)
+                    self._dir_syncs.sync(directory)
             finally:
                 for tmp in partials:
                     _remove_quietly(tmp)
@@ -209,6 +211,41 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+class DirectorySyncs:
+    """Directory fsyncs shared by the threads that need one at the same time (group commit).
+
+    A caller's rename is in the directory before it calls ``sync``, so any fsync of the
+    directory that starts after the call makes it durable. Callers that arrive while one runs
+    wait for it to end and share the next: under load the web tier's upload threads, which all
+    write to ``inputs/``, make one directory fsync per group instead of one each.
+    """
+
+    def __init__(self, fsync: Callable[[Path], None]) -> None:
+        self._fsync = fsync
+        self._cond = threading.Condition()
+        self._started: dict[Path, int] = {}
+        self._finished: dict[Path, int] = {}
+        self._running: set[Path] = set()
+
+    def sync(self, directory: Path) -> None:
+        with self._cond:
+            wanted = self._started.get(directory, 0) + 1  # the next sync to start covers us
+            while self._finished.get(directory, 0) < wanted:
+                if directory in self._running:
+                    self._cond.wait()
+                    continue
+                number = self._started[directory] = self._started.get(directory, 0) + 1
+                self._running.add(directory)
+                self._cond.release()
+                try:
+                    self._fsync(directory)
+                finally:
+                    self._cond.acquire()
+                    self._running.discard(directory)
+                    self._cond.notify_all()
+                self._finished[directory] = number
 
 
 def _fsync_dir(directory: Path) -> None:
