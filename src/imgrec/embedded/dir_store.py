@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import BackendUnavailable, InvalidKey, ObjectNotFound, StorageFull
@@ -21,6 +22,7 @@ from ..keys import PARTIAL_SUFFIX, validate_key
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 _MAX_REMEMBERED_DIRS = 1024
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class DirectoryStore:
@@ -38,6 +40,7 @@ class DirectoryStore:
         self.durable = durable
         self.volatile_prefixes = volatile_prefixes
         self._inside_dirs: set[str] = set()
+        self._dir_syncs = DirectorySyncs(_fsync_dir)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -63,7 +66,7 @@ class DirectoryStore:
             try:
                 os.replace(tmp, path)
                 if sync:
-                    _fsync_dir(path.parent)
+                    self._dir_syncs.sync(path.parent)
             except BaseException:
                 _remove_quietly(tmp)
                 raise
@@ -83,7 +86,7 @@ class DirectoryStore:
                 except FileExistsError:
                     return False
                 if sync:
-                    _fsync_dir(path.parent)
+                    self._dir_syncs.sync(path.parent)
                 return True
             finally:
                 _remove_quietly(tmp)
@@ -108,14 +111,47 @@ class DirectoryStore:
                 for tmp, path in written:
                     os.replace(tmp, path)
                 if synced:
-                    for directory in {path.parent for path in paths}:
-                        _fsync_dir(directory)
+                    for directory in sorted({path.parent for path in paths}):
+                        self._dir_syncs.sync(directory)
             except BaseException:
                 for tmp, _ in written:
                     _remove_quietly(tmp)
                 raise
         except OSError as exc:
             raise _translate(exc, f"cannot write {len(items)} objects") from exc
+
+    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """``put_if_absent`` of each ``(key, data)``, in order: whether each was stored.
+
+        The same durability as one call per item, with one directory fsync per directory for
+        all of them instead of one per object (a worker stores a batch's results at once).
+        Every key is checked before anything is written.
+        """
+        paths = [self._path(key) for key, _ in items]
+        stored: list[bool] = []
+        partials: list[str] = []
+        to_sync: set[Path] = set()
+        try:
+            try:
+                for (key, data), path in zip(items, paths, strict=True):
+                    tmp, sync = self._write_partial(key, path, data)
+                    partials.append(tmp)
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError:
+                        stored.append(False)
+                        continue
+                    stored.append(True)
+                    if sync:
+                        to_sync.add(path.parent)
+                for directory in sorted(to_sync):
+                    self._dir_syncs.sync(directory)
+            finally:
+                for tmp in partials:
+                    _remove_quietly(tmp)
+        except OSError as exc:
+            raise _translate(exc, f"cannot write {len(items)} objects") from exc
+        return stored
 
     def _write_partial(self, key: str, path: Path, data: bytes, *,
                        sync_now: bool = True) -> tuple[str, bool]:
@@ -124,18 +160,19 @@ class DirectoryStore:
         if str(path.parent) not in self._inside_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+            fd, tmp = _create_partial(path)
         except FileNotFoundError:  # a remembered directory was removed meanwhile
             self._inside_dirs.discard(str(path.parent))
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=PARTIAL_SUFFIX)
+            fd, tmp = _create_partial(path)
         sync = self.durable and not key.startswith(self.volatile_prefixes)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            try:
+                _write_all(fd, data)
                 if sync and sync_now:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except BaseException:
             _remove_quietly(tmp)
             raise
@@ -194,6 +231,62 @@ def _sync_files(files: Sequence[str]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _create_partial(path: Path) -> tuple[int, str]:
+    """A new file ``.<name>.<random><PARTIAL_SUFFIX>`` beside ``path``, opened for writing.
+
+    As ``tempfile.mkstemp`` (exclusive create, no symlink followed, mode 0600) at a third of
+    its cost: the name needs no secret, only to be new, which ``O_EXCL`` checks.
+    """
+    for _ in range(100):
+        tmp = f"{path.parent}/.{path.name}.{random.getrandbits(48):012x}{PARTIAL_SUFFIX}"
+        try:
+            return os.open(tmp, _CREATE_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class DirectorySyncs:
+    """Directory fsyncs shared by the threads that need one at the same time (group commit).
+
+    A caller's rename is in the directory before it calls ``sync``, so any fsync of the
+    directory that starts after the call makes it durable. Callers that arrive while one runs
+    wait for it to end and share the next: under load the web tier's upload threads, which all
+    write to ``inputs/``, make one directory fsync per group instead of one each.
+    """
+
+    def __init__(self, fsync: Callable[[Path], None]) -> None:
+        self._fsync = fsync
+        self._cond = threading.Condition()
+        self._started: dict[Path, int] = {}
+        self._finished: dict[Path, int] = {}
+        self._running: set[Path] = set()
+
+    def sync(self, directory: Path) -> None:
+        with self._cond:
+            wanted = self._started.get(directory, 0) + 1  # the next sync to start covers us
+            while self._finished.get(directory, 0) < wanted:
+                if directory in self._running:
+                    self._cond.wait()
+                    continue
+                number = self._started[directory] = self._started.get(directory, 0) + 1
+                self._running.add(directory)
+                self._cond.release()
+                try:
+                    self._fsync(directory)
+                finally:
+                    self._cond.acquire()
+                    self._running.discard(directory)
+                    self._cond.notify_all()
+                self._finished[directory] = number
 
 
 def _fsync_dir(directory: Path) -> None:

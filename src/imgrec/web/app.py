@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp
 
 from .. import __version__, keys
 from ..autoscale.controller import Controller
@@ -34,6 +35,7 @@ from .batches import batches_router
 from .dead_letter_routes import dead_letters_router
 from .deadline import DeadlineCalls
 from .errors import EXCEPTION_HANDLERS, ApiError
+from .fast_uploads import FastUploads
 from .job_events import job_events_router, read_job
 from .job_options import OPENAPI_HEADERS, job_options
 from .job_routes import job_router
@@ -230,9 +232,11 @@ class RuntimeHolder:
 
 
 def create_app(settings: Settings, backend: Backend | None = None, *,
-               scaling: Scaling | None = None) -> FastAPI:
+               scaling: Scaling | None = None, fast_uploads: bool = True) -> FastAPI:
     """Build the web tier. The backend is opened at start-up unless one is given; with
     ``scaling`` the lifespan also starts the autoscaler and, on shutdown, stops it and the fleet.
+    ``fast_uploads`` answers the two synchronous upload routes past FastAPI's stack
+    (``fast_uploads.py``); without it FastAPI's routes answer them, the same way.
     """
     holder = RuntimeHolder()
 
@@ -259,6 +263,10 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
     if settings.api_key is not None:  # added last: runs first, before any body is read
         app.add_middleware(ApiKeyAuth, api_key=settings.api_key.get_secret_value())
     _add_routes(app, holder)
+    if fast_uploads:  # outermost: in front of the middleware above, which it applies itself
+        app.add_middleware(FastUploads, endpoints=_upload_endpoints(holder),
+                           guard=lambda inner: _guarded(settings, inner),
+                           handlers=EXCEPTION_HANDLERS)
     app.state.end_streams = holder.end_streams
     app.include_router(status_router(holder.get))
     app.include_router(job_router(holder.get))
@@ -266,6 +274,38 @@ def create_app(settings: Settings, backend: Backend | None = None, *,
     app.include_router(job_events_router(holder.get))
     app.include_router(batches_router(holder.get))
     return app
+
+
+def _guarded(settings: Settings, inner: ASGIApp) -> ASGIApp:
+    """``inner`` behind the API key and body-size middleware, as ``create_app`` orders them."""
+    inner = BodySizeLimit(inner, max_body_bytes=settings.max_upload_bytes)
+    if settings.api_key is not None:
+        inner = ApiKeyAuth(inner, api_key=settings.api_key.get_secret_value())
+    return inner
+
+
+async def _classify_plain(rt: Runtime, request: Request) -> PlainTextResponse:
+    upload, result = await _classify(rt, request, COURSE_FIELDS)
+    return PlainTextResponse(f"{upload.stem}:{result.label}")
+
+
+async def _classify_json(rt: Runtime, request: Request) -> Classification:
+    upload, result = await _classify(rt, request, API_FIELDS)
+    return Classification.from_result(result, file=upload.filename)
+
+
+def _upload_endpoints(holder: RuntimeHolder) -> dict[str, Callable[[Request], Awaitable[Response]]]:
+    """The fast path's endpoints; a JSON answer is serialized as FastAPI serializes its
+    ``response_model`` (pydantic's ``dump_json``), so the bytes are the same."""
+
+    async def plain(request: Request) -> Response:
+        return await _classify_plain(holder.get(), request)
+
+    async def json(request: Request) -> Response:
+        body = await _classify_json(holder.get(), request)
+        return Response(body.model_dump_json(by_alias=True), media_type="application/json")
+
+    return {"/": plain, "/api/v1/classify": json}
 
 
 def _client_address(request: Request) -> str:
@@ -339,8 +379,7 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
         openapi_extra=_upload_body(COURSE_FIELDS),
     )
     async def classify_plain(request: Request) -> PlainTextResponse:
-        upload, result = await _classify(holder.get(), request, COURSE_FIELDS)
-        return PlainTextResponse(f"{upload.stem}:{result.label}")
+        return await _classify_plain(holder.get(), request)
 
     @app.post(
         "/api/v1/classify",
@@ -350,8 +389,7 @@ def _add_routes(app: FastAPI, holder: RuntimeHolder) -> None:  # noqa: C901 - a 
         openapi_extra=_upload_body(API_FIELDS),
     )
     async def classify_json(request: Request) -> Classification:
-        upload, result = await _classify(holder.get(), request, API_FIELDS)
-        return Classification.from_result(result, file=upload.filename)
+        return await _classify_json(holder.get(), request)
 
     @app.post(
         "/api/v1/jobs",

@@ -121,8 +121,12 @@ class ReplyDispatcher:
         The dispatcher's thread does this in a loop; a test can drive it step by step.
         """
         messages = self.queue.receive(_RECEIVE_BATCH, wait_s=wait_s)
+        resolved: list[tuple[asyncio.Future[ClassifyResult], ClassifyResult]] = []
         for msg in messages:
-            self._dispatch(msg.body)
+            self._dispatch(msg.body, resolved)
+        if resolved:  # one wake-up of the event loop for the whole batch
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(_resolve_all, resolved)
         if messages:
             try:
                 self.queue.delete([m.receipt for m in messages])
@@ -153,7 +157,8 @@ class ReplyDispatcher:
                 log.warning("reply queue not created again yet: %s", again)
         self._stop.wait(_BACKOFF_S)
 
-    def _dispatch(self, body: str) -> None:
+    def _dispatch(self, body: str,
+                  resolved: list[tuple[asyncio.Future[ClassifyResult], ClassifyResult]]) -> None:
         try:
             reply = Reply.decode(body)
         except MessageError as exc:
@@ -181,8 +186,7 @@ class ReplyDispatcher:
                 self._answered.pop(reply.request_id, None)
                 self._waiters[reply.request_id] = future
             return
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(_resolve, future, result)
+        resolved.append((future, result))
 
     def _note_answered(self, request_id: str) -> None:
         self._answered[request_id] = None
@@ -200,3 +204,10 @@ class ReplyDispatcher:
 def _resolve(future: asyncio.Future[ClassifyResult], result: ClassifyResult) -> None:
     if not future.done():
         future.set_result(result)
+
+
+def _resolve_all(
+    resolved: list[tuple[asyncio.Future[ClassifyResult], ClassifyResult]]
+) -> None:
+    for future, result in resolved:
+        _resolve(future, result)

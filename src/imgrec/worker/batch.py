@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from .. import job_states, keys
 from ..errors import ImageError, ImgrecError, ObjectNotFound, PermanentError
@@ -41,6 +42,13 @@ class WorkerCounters:
     superseded: int = 0  # a result was stored first (a cancel): the worker's own was dropped
     replies_undelivered: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+
+
+@runtime_checkable
+class ManyPuts(Protocol):
+    """A store that can ``put_if_absent`` several objects in one call (``DirectoryStore``)."""
+
+    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]: ...
 
 
 @dataclass
@@ -205,12 +213,18 @@ class BatchRun:
         # The first result stored wins (job_states.py): if one is there already (a cancel that
         # came first), that one is the answer, and this worker's is dropped.
         store = self.tools.store
-        for job in self.jobs:
-            if not job.reused:
-                assert job.result is not None
-                key = keys.result_key(job.request.request_id)
-                if not store.put_if_absent(key, job.result.to_json()):
-                    self._take_stored(job, key)
+        jobs = [job for job in self.jobs if not job.reused]
+        items = []
+        for job in jobs:
+            assert job.result is not None
+            items.append((keys.result_key(job.request.request_id), job.result.to_json()))
+        if isinstance(store, ManyPuts):  # a directory: one directory fsync for the batch
+            stored = store.put_many_if_absent(items)
+        else:
+            stored = [store.put_if_absent(key, data) for key, data in items]
+        for job, (key, _), was_stored in zip(jobs, items, stored, strict=True):
+            if not was_stored:
+                self._take_stored(job, key)
 
     def _take_stored(self, job: _Job, key: str) -> None:
         try:

@@ -82,9 +82,16 @@ class DeadLetterResponder:
                 )
 
     def _run(self) -> None:
+        # A short look, then a pause while the queue is empty, rather than a long poll: on the
+        # embedded backend a long-polling receiver wakes at every commit of any process (the
+        # workers' and the web tier's, a few hundred a second under load) to look at a queue
+        # that is nearly always empty. Dead letters are answered within ``poll_wait_s``, with
+        # as many receives as a long poll of that length would make on SQS.
         while not self._stop.is_set():
             try:
-                self.handle_once(wait_s=self.poll_wait_s)
+                handled = self.handle_once(wait_s=0)
             except ImgrecError as exc:
                 log.warning("dead-letter queue not readable: %s", exc)
+                handled = 0
+            if not handled:
                 self._stop.wait(self.poll_wait_s)
