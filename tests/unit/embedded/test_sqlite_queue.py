@@ -195,3 +195,40 @@ def test_a_commit_seen_by_another_waiter_between_look_and_wait_is_not_missed(
     receiver.join()
     bulk_waiter.join()
     assert got[0] < 0.09, f"the receive took {got[0]:.3f} s: a lost wake-up"
+
+
+def test_a_writer_waits_its_turn_instead_of_backing_off(tmp_path: Path) -> None:
+    # Two processes' writes to one queue file: while one commits again and again, SQLite's
+    # own busy handler makes the other sleep 1, 2, 5 ... 100 ms between tries and miss the
+    # short gaps; a waiting writer must get the lock at the next gap.
+    db = tmp_path / "q.db"
+    busy = SqliteBroker(db)
+    busy.open("bulk")
+    requests = SqliteBroker(db).open("requests")
+    stop = threading.Event()
+    held: list[float] = []
+
+    def hold_and_release() -> None:
+        while not stop.is_set():
+            with busy._lock:
+                busy._transaction(lambda c: (time.sleep(0.015), c.execute(
+                    "UPDATE queues SET created_at = created_at WHERE name = 'bulk'")))
+            held.append(time.monotonic())
+            time.sleep(0.001)
+
+    writer = threading.Thread(target=hold_and_release)
+    writer.start()
+    try:
+        while len(held) < 2:
+            time.sleep(0.005)
+        took = []
+        for _ in range(50):
+            start = time.monotonic()
+            requests.send(["r"])
+            took.append(time.monotonic() - start)
+        during = len(held)
+    finally:
+        stop.set()
+        writer.join()
+    assert during >= 6  # the other writer kept committing meanwhile
+    assert max(took) < 0.08, [round(t, 3) for t in took]
