@@ -11,22 +11,15 @@ the last transactions.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-
-try:
-    import fcntl
-except ImportError:  # not POSIX
-    fcntl = None  # type: ignore[assignment]
 
 from ..errors import BackendUnavailable, QueueNotFound, StorageFull
 from ..ports import Message, QueueDepth
@@ -84,7 +77,6 @@ class SqliteBroker:
         self._pending: list[_PendingSend] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._writers = _WriterTurns(path.with_name(path.name + ".writer-lock"))
             self._conn = sqlite3.connect(
                 path, timeout=10.0, isolation_level=None, check_same_thread=False
             )
@@ -133,15 +125,13 @@ class SqliteBroker:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-            self._writers.close()
 
     # -- used by SqliteQueue -------------------------------------------------------------
 
     def _execute_write(self, sql: str, params: Sequence[object]) -> int:
         before = self._conn.total_changes
         try:
-            with self._writers.turn():
-                cur = self._conn.execute(sql, params)
+            cur = self._conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise _translate(exc, "queue write failed") from exc
         self._notify_local(before)
@@ -153,14 +143,13 @@ class SqliteBroker:
         ``body`` ran, which may add to it), ``None`` for any."""
         before = self._conn.total_changes
         try:
-            with self._writers.turn():
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = body(self._conn)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(self._conn)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise _translate(exc, "queue transaction failed") from exc
         self._notify_local(before, queues)
@@ -246,37 +235,6 @@ class SqliteBroker:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error as exc:
             raise _translate(exc, "queue database unreadable") from exc
-
-
-class _WriterTurns:
-    """Writers of one queue file take turns on an OS lock (``flock``) beside it.
-
-    SQLite's own wait for its write lock sleeps 1, 2, 5 ... 100 ms between tries: while other
-    processes commit one after the other, a writer can miss every gap for a second or more
-    (an interactive send behind the workers' bulk-lane commits). A blocked ``flock`` is woken
-    when the lock is released. Threads of one process already take turns on the broker's
-    lock; this orders the processes. Without ``fcntl`` (not POSIX) SQLite's wait remains.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) \
-            if fcntl is not None else -1
-
-    @contextlib.contextmanager
-    def turn(self) -> Iterator[None]:
-        if self._fd < 0 or fcntl is None:
-            yield
-            return
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
 
 class SqliteQueue:
