@@ -53,6 +53,11 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """``put_if_absent`` of each (key, data), in order: whether each was stored (a worker
+        stores a batch's results at once; a directory then makes one directory fsync)."""
+        ...
+
     def get(self, key: str) -> bytes:
         """Return the object's bytes; raise ``ObjectNotFound`` if there is none."""
         ...

@@ -107,3 +107,13 @@ def test_put_many_rejects_an_escaping_key_before_writing(store: ObjectStore) -> 
     with pytest.raises(InvalidKey):
         store.put_many([("inputs/ok", b"1"), ("../escape", b"2")])
     assert not store.exists("inputs/ok")
+
+
+def test_put_many_if_absent_stores_only_the_new_keys(store: ObjectStore) -> None:
+    store.put("results/b.json", b"first")
+    stored = store.put_many_if_absent([("results/a.json", b"A"), ("results/b.json", b"B"),
+                                       ("inputs/c", b"C")])
+    assert stored == [True, False, True]
+    assert [store.get(k) for k in ("results/a.json", "results/b.json", "inputs/c")] == \
+        [b"A", b"first", b"C"]
+    assert store.put_many_if_absent([]) == []

@@ -247,7 +247,12 @@ def test_a_worker_killed_mid_batch_on_sqs_costs_no_request(
     assert held >= 1, "no request was in flight when the worker was killed"
     assert victim_code == -signal.SIGKILL
     assert len(survivors) == 1
-    assert most_receives >= 2, "no request was redelivered"
+    # A redelivered message has a receive count of 2 only until a survivor deletes it: the
+    # sampling above can miss it, the survivor's log does not.
+    redelivered = most_receives >= 2 or any(
+        "is back (received" in (tmp_path / f"{w}.log").read_text(errors="replace")
+        for w in survivors)
+    assert redelivered, "no request was redelivered"
     assert len(uploads) == REQUESTS
     support.assert_each_answered_once(results, uploads, bare_top1)
     assert dead_letters["ApproximateNumberOfMessages"] == "0"

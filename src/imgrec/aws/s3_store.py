@@ -46,6 +46,11 @@ class S3Store:
             raise BackendUnavailable(f"{what}: another write of the same key is in progress")
         return outcome.tolerated is None
 
+    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        for key, _ in items:
+            keys.validate_key(key)
+        return [self.put_if_absent(key, data) for key, data in items]
+
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         for key, _ in items:
             keys.validate_key(key)
@@ -103,6 +108,9 @@ class StackStore:
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._for(key).put_if_absent(key, data)
+
+    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        return [self._for(key).put_if_absent(key, data) for key, data in items]
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         inputs = [item for item in items if self._for(item[0]) is self.inputs]

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 from .. import job_states, keys
 from ..errors import ImageError, ImgrecError, ObjectNotFound, PermanentError
@@ -42,13 +41,6 @@ class WorkerCounters:
     superseded: int = 0  # a result was stored first (a cancel): the worker's own was dropped
     replies_undelivered: int = 0
     batch_sizes: list[int] = field(default_factory=list)
-
-
-@runtime_checkable
-class ManyPuts(Protocol):
-    """A store that can ``put_if_absent`` several objects in one call (``DirectoryStore``)."""
-
-    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]: ...
 
 
 @dataclass
@@ -218,10 +210,7 @@ class BatchRun:
         for job in jobs:
             assert job.result is not None
             items.append((keys.result_key(job.request.request_id), job.result.to_json()))
-        if isinstance(store, ManyPuts):  # a directory: one directory fsync for the batch
-            stored = store.put_many_if_absent(items)
-        else:
-            stored = [store.put_if_absent(key, data) for key, data in items]
+        stored = store.put_many_if_absent(items)  # a directory: one fsync for the batch
         for job, (key, _), was_stored in zip(jobs, items, stored, strict=True):
             if not was_stored:
                 self._take_stored(job, key)

@@ -191,6 +191,8 @@ class Worker:
             self.handle(fresh, before_step)
         suspects = [m for m in messages if m.receive_count > 1]
         for message in sorted(suspects, key=lambda m: m.receive_count):
+            log.info("request message %s is back (received %d times): handled on its own",
+                     message.message_id, message.receive_count)
             self.handle([message], before_step)
 
     def handle(self, messages: Sequence[Message],
