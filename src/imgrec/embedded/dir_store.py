@@ -97,6 +97,34 @@ class DirectoryStore:
         # Files written first and synced after, in one thread, and one fsync per directory:
         # cheaper than a put each, and a batch part's hundred puts no longer run eight at a
         # time in front of every interactive upload's own fsyncs.
+        def replace(tmp: str, path: Path) -> bool:
+            os.replace(tmp, path)
+            return True
+
+        self._place_many(items, replace)
+
+    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """``put_if_absent`` of each ``(key, data)``, in order: whether each was stored.
+
+        The same durability as one call per item, with one directory fsync per directory for
+        all of them instead of one per object (a worker stores a batch's results at once).
+        Every key is checked before anything is written.
+        """
+        def link(tmp: str, path: Path) -> bool:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                _remove_quietly(tmp)
+            return True
+
+        return self._place_many(items, link)
+
+    def _place_many(self, items: Sequence[tuple[str, bytes]],
+                    place: Callable[[str, Path], bool]) -> list[bool]:
+        """Every object in a temporary file, their data synced, each ``place``d (renamed or
+        linked into its key: whether it was stored), then each directory synced once."""
         paths = [self._path(key) for key, _ in items]
         written: list[tuple[str, Path]] = []
         synced = False
@@ -108,47 +136,15 @@ class DirectoryStore:
                     synced = synced or sync
                 if synced:
                     _sync_files([tmp for tmp, _ in written])
-                for tmp, path in written:
-                    os.replace(tmp, path)
+                stored = [place(tmp, path) for tmp, path in written]
                 if synced:
-                    for directory in sorted({path.parent for path in paths}):
+                    for directory in sorted({path.parent for path, was in zip(
+                            paths, stored, strict=True) if was}):
                         self._dir_syncs.sync(directory)
             except BaseException:
                 for tmp, _ in written:
                     _remove_quietly(tmp)
                 raise
-        except OSError as exc:
-            raise _translate(exc, f"cannot write {len(items)} objects") from exc
-
-    def put_many_if_absent(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
-        """``put_if_absent`` of each ``(key, data)``, in order: whether each was stored.
-
-        The same durability as one call per item, with one directory fsync per directory for
-        all of them instead of one per object (a worker stores a batch's results at once).
-        Every key is checked before anything is written.
-        """
-        paths = [self._path(key) for key, _ in items]
-        stored: list[bool] = []
-        partials: list[str] = []
-        to_sync: set[Path] = set()
-        try:
-            try:
-                for (key, data), path in zip(items, paths, strict=True):
-                    tmp, sync = self._write_partial(key, path, data)
-                    partials.append(tmp)
-                    try:
-                        os.link(tmp, path)
-                    except FileExistsError:
-                        stored.append(False)
-                        continue
-                    stored.append(True)
-                    if sync:
-                        to_sync.add(path.parent)
-                for directory in sorted(to_sync):
-                    self._dir_syncs.sync(directory)
-            finally:
-                for tmp in partials:
-                    _remove_quietly(tmp)
         except OSError as exc:
             raise _translate(exc, f"cannot write {len(items)} objects") from exc
         return stored

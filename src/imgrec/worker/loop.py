@@ -120,13 +120,14 @@ class Worker:
                 if until_empty:
                     break
                 continue
-            self.interactive_first.busy()
+            if self.bulk_thread is not None:
+                self.interactive_first.busy()
             try:
                 if not self.handle_batch(messages):
                     stop.wait(_BACKOFF_S)
             finally:
-                self.interactive_first.idle()
                 if self.bulk_thread is not None:
+                    self.interactive_first.idle()
                     self.activity.done()
             # Stay BUSY until a receive comes back empty: between two batches of a steady load
             # the worker is not idle, and must not look drainable.
